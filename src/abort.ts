@@ -1,0 +1,84 @@
+/**
+ * Cancellation helpers shared by client, status and pool. No `node:*` imports.
+ *
+ * The caller's signal is composed with ours, never replaced, and a timeout is told apart from an
+ * abort: on abort the caller gets `signal.reason`, on timeout a {@link TimeoutError}.
+ */
+import { TimeoutError } from './errors.js'
+
+/** The subset of `fetch` this library uses; inject your own for tests or custom transports. */
+export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>
+
+/** A composed signal plus a way to tell whether it was our timeout that fired, and to free its timer. */
+export interface Deadline {
+  /** Aborts when the caller's signal aborts or the time runs out. */
+  readonly signal: AbortSignal
+  /** True when the timeout (not the caller) aborted {@link signal}. */
+  readonly timedOut: boolean
+  /** Clears the timer. Call it when the guarded work settles. */
+  dispose(): void
+  /** The error to surface for an abort of {@link signal}: `signal.reason`, or a TimeoutError. */
+  reason(): unknown
+}
+
+/** Validates a millisecond option: a non-negative finite number no larger than setTimeout allows. */
+export function checkMs(name: string, value: number | undefined): void {
+  if (value === undefined) return
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 2_147_483_647) {
+    throw new RangeError(`${name} must be a number of milliseconds from 0 to 2147483647, got ${String(value)}`)
+  }
+}
+
+/**
+ * Composes the caller's `signal` with a timeout of `timeoutMs` (none when undefined).
+ * The timer is unref'd so that it never keeps a process alive on its own.
+ */
+export function deadline(signal: AbortSignal | undefined, timeoutMs: number | undefined, what: string): Deadline {
+  const controller = new AbortController()
+  let timedOut = false
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const onAbort = () => controller.abort(signal?.reason)
+  if (signal?.aborted) controller.abort(signal.reason)
+  else signal?.addEventListener('abort', onAbort, { once: true })
+  if (timeoutMs !== undefined && !controller.signal.aborted) {
+    timer = setTimeout(() => {
+      timedOut = true
+      controller.abort(new TimeoutError(`${what} timed out after ${timeoutMs} ms`, timeoutMs))
+    }, timeoutMs)
+    unref(timer)
+  }
+  return {
+    signal: controller.signal,
+    get timedOut() {
+      return timedOut
+    },
+    dispose() {
+      if (timer !== undefined) clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    },
+    reason() {
+      return controller.signal.reason
+    },
+  }
+}
+
+/** Resolves after `ms`, or rejects with `signal.reason` as soon as `signal` aborts. Clears its timer. */
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal!.reason)
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/** Lets a timer not hold the process open (Node); a no-op where timers are numbers (browsers). */
+export function unref(timer: unknown): void {
+  ;(timer as { unref?: () => void } | undefined)?.unref?.()
+}

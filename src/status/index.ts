@@ -1,0 +1,2 @@
+export { BackendHandle } from './handle.js'
+export type { BackendHandleOptions } from './handle.js'
