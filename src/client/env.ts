@@ -1,0 +1,130 @@
+/**
+ * Where the client talks to and as whom: the hosted/dev URL selection and `fromEnv()` exactly as
+ * `@jamsocket/server` does them (same constants, same error texts), plus a browser check.
+ */
+import { JamsocketError } from '../errors.js'
+import { describe, type JamsocketInitOptions } from './options.js'
+
+/** The hosted API. */
+export const JAMSOCKET_API = 'https://api.jamsocket.com'
+/** The dev server's default port. */
+export const JAMSOCKET_DEV_PORT = 8080
+
+/** Where to send requests and with which credentials. @internal */
+export interface Target {
+  readonly apiUrl: string
+  readonly account: string
+  readonly service: string
+  readonly token: string
+  readonly dev: boolean
+}
+
+/** As upstream: an integer, else `Jamsocket dev port must be an integer, got {typeof}`. */
+export function validatePort(port: unknown): number {
+  if (!Number.isInteger(port)) throw new TypeError(`Jamsocket dev port must be an integer, got ${typeof port}`)
+  if ((port as number) < 0 || (port as number) > 65_535) {
+    throw new RangeError(`Jamsocket dev port must be from 1 to 65535, got ${port as number}`)
+  }
+  return port as number
+}
+
+function requireString(init: Record<string, unknown>, field: 'account' | 'token' | 'service'): string {
+  const value = init[field]
+  if (typeof value !== 'string' || value === '') {
+    throw new TypeError(
+      `Jamsocket: ${field} must be a non-empty string, got ${value === '' ? 'an empty string' : describe(value)}` +
+        ' (pass { account, token, service } or { dev: true })',
+    )
+  }
+  return value
+}
+
+function normaliseApiUrl(value: unknown): string {
+  if (value === undefined || value === '' || value === null) return JAMSOCKET_API
+  if (typeof value !== 'string') throw new TypeError(`Jamsocket: apiUrl must be a string, got ${describe(value)}`)
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new TypeError('Jamsocket: apiUrl must be an absolute http(s) URL')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(`Jamsocket: apiUrl must be an http(s) URL, got ${url.protocol}`)
+  }
+  // Credentials, a query or a fragment would end up in every request URL (and logs).
+  if (url.username || url.password || url.search || url.hash) {
+    throw new TypeError('Jamsocket: apiUrl must not contain credentials, a query or a fragment')
+  }
+  return value.replace(/\/+$/, '')
+}
+
+/** Resolves the first constructor argument. Throws TypeError/RangeError with a short message. */
+export function resolveTarget(init: JamsocketInitOptions): Target {
+  if (typeof init !== 'object' || init === null || Array.isArray(init)) {
+    throw new TypeError(`Jamsocket: expected { account, token, service } or { dev: true }, got ${describe(init)}`)
+  }
+  if (init.dev === true) {
+    // `port: 0` (falsy) means the default, as upstream.
+    const port = init.port ? validatePort(init.port) : JAMSOCKET_DEV_PORT
+    return { apiUrl: `http://localhost:${port}`, account: '-', service: '-', token: '-', dev: true }
+  }
+  const raw = init as unknown as Record<string, unknown>
+  return {
+    account: requireString(raw, 'account'),
+    token: requireString(raw, 'token'),
+    service: requireString(raw, 'service'),
+    apiUrl: normaliseApiUrl(raw.apiUrl),
+    dev: false,
+  }
+}
+
+/** The environment variables `fromEnv()` reads. */
+export type JamsocketEnv = Record<string, string | undefined>
+
+/**
+ * Reads `JAMSOCKET_DEV`, `JAMSOCKET_DEV_PORT`, `JAMSOCKET_ACCOUNT`, `JAMSOCKET_TOKEN`,
+ * `JAMSOCKET_SERVICE` and `JAMSOCKET_API_URL`, with upstream's rules and error text.
+ */
+export function initFromEnv(env: JamsocketEnv): JamsocketInitOptions {
+  if (typeof env !== 'object' || env === null) {
+    throw new TypeError(`Jamsocket.fromEnv(): env must be an object, got ${describe(env)}`)
+  }
+  if (env.JAMSOCKET_DEV === 'true') {
+    const port = env.JAMSOCKET_DEV_PORT
+    return typeof port === 'string' ? { dev: true, port: validatePort(parseInt(port, 10)) } : { dev: true }
+  }
+  const { JAMSOCKET_ACCOUNT: account, JAMSOCKET_TOKEN: token, JAMSOCKET_SERVICE: service } = env
+  if (!account || !token || !service) {
+    throw new Error(
+      'Jamsocket.fromEnv(): JAMSOCKET_ACCOUNT, JAMSOCKET_TOKEN, and JAMSOCKET_SERVICE must be provided in the environment',
+    )
+  }
+  const apiUrl = env.JAMSOCKET_API_URL
+  return apiUrl ? { account, token, service, apiUrl } : { account, token, service }
+}
+
+/** The process environment, or an empty one where there is no `process` (browsers, some edges). */
+export function processEnv(): JamsocketEnv {
+  return (globalThis as { process?: { env?: JamsocketEnv } }).process?.env ?? {}
+}
+
+/**
+ * True in a browser page (also Node with a DOM shim such as jsdom, where tokens leak into client
+ * bundles by accident) or a browser worker.
+ */
+export function isBrowserLike(): boolean {
+  const g = globalThis as Record<string, unknown>
+  if (typeof g.window !== 'undefined' && typeof g.document !== 'undefined') return true
+  return typeof g.WorkerGlobalScope !== 'undefined' && typeof g.importScripts === 'function'
+}
+
+/** Throws unless the caller opted in: the client holds the account token. */
+export function guardBrowser(allow: boolean): void {
+  if (!allow && isBrowserLike()) {
+    throw new JamsocketError(
+      'Jamsocket: refusing to run in a browser, where the account token would be exposed to every visitor. ' +
+        'Create the client on a server and pass the ConnectResponse to the browser (new BackendHandle(connectResponse)); ' +
+        'set dangerouslyAllowBrowser: true only for trusted local tools.',
+    )
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * The `Jamsocket` client: spawns and connects to session backends through the v2 HTTP API, with the
+ * same constructor, `fromEnv()` and wire as `@jamsocket/server`, plus timeouts, cancellation,
+ * retries and typed errors. It holds the account token: server-side only.
+ */
+import { checkMs, type FetchLike } from '../abort.js'
+import { ProtocolError } from '../errors.js'
+import { BackendHandle, type BackendHandleOptions } from '../status/handle.js'
+import {
+  type BackendState,
+  type ConnectRequest,
+  type ConnectResponse,
+  parseBackendState,
+  parseConnectResponse,
+  type TerminateResponse,
+} from '../wire.js'
+import { guardBrowser, initFromEnv, type JamsocketEnv, processEnv, resolveTarget, type Target } from './env.js'
+import {
+  describe,
+  type JamsocketInitOptions,
+  type JamsocketOptions,
+  type RequestOptions,
+  type ResolvedOptions,
+  resolveOptions,
+  type TerminateOptions,
+} from './options.js'
+import { attempt, cacheBuster, type Call } from './request.js'
+import { type RetryMode, withRetries } from './retry.js'
+import { checkBackendId, checkSignal, connectBody } from './validate.js'
+
+const OPTION_KEYS = ['fetch', 'retry', 'timeoutMs', 'dangerouslyAllowBrowser'] as const
+const REDACTED = '[redacted]'
+
+/** What `util.inspect` and `JSON.stringify` show of a client: everything but the token. */
+export interface JamsocketSummary {
+  apiUrl: string
+  account: string
+  service: string
+  dev: boolean
+  token: string
+}
+
+/**
+ * A client of the Jamsocket v2 API (hosted, a Plane deployment, or the local dev server).
+ *
+ * @example
+ * ```ts
+ * const jamsocket = new Jamsocket({ account, token, service })   // or new Jamsocket({ dev: true })
+ * const backend = await jamsocket.connect({ key: 'doc-42' })
+ * await backend.waitUntilReady()
+ * ```
+ */
+export class Jamsocket {
+  readonly #target: Target
+  readonly #options: ResolvedOptions
+  readonly #handleOptions: BackendHandleOptions
+
+  /**
+   * @param init `{ account, token, service, apiUrl? }`, or `{ dev: true, port? }` for a local dev
+   *   server at `http://localhost:{port}` (account, service and token `-`). Options may be given inline.
+   * @param options Options; they win over the same options given inline in `init`.
+   * @throws TypeError/RangeError for bad input, JamsocketError in a browser unless `dangerouslyAllowBrowser`.
+   */
+  constructor(init: JamsocketInitOptions, options?: JamsocketOptions) {
+    if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
+      throw new TypeError(`Jamsocket: options must be an object, got ${describe(options)}`)
+    }
+    const merged: JamsocketOptions = {}
+    if (typeof init === 'object' && init !== null) {
+      for (const key of OPTION_KEYS) if (init[key] !== undefined) (merged as Record<string, unknown>)[key] = init[key]
+    }
+    for (const key of OPTION_KEYS) if (options?.[key] !== undefined) (merged as Record<string, unknown>)[key] = options[key]
+    this.#options = resolveOptions(merged)
+    guardBrowser(this.#options.dangerouslyAllowBrowser)
+    this.#target = resolveTarget(init)
+    this.#handleOptions = this.#options.fetch ? { fetch: this.#options.fetch } : {}
+  }
+
+  /**
+   * A client configured from the environment, as upstream: `JAMSOCKET_DEV=true` (with optional
+   * `JAMSOCKET_DEV_PORT`) for the dev server, else `JAMSOCKET_ACCOUNT`, `JAMSOCKET_TOKEN`,
+   * `JAMSOCKET_SERVICE` (all required) and optional `JAMSOCKET_API_URL`.
+   */
+  static fromEnv(env: JamsocketEnv = processEnv(), options?: JamsocketOptions): Jamsocket {
+    return new Jamsocket(initFromEnv(env), options)
+  }
+
+  /** The API base URL, without a trailing slash. */
+  get apiUrl(): string {
+    return this.#target.apiUrl
+  }
+
+  /** The account name (`-` in dev mode). */
+  get account(): string {
+    return this.#target.account
+  }
+
+  /** The service name (`-` in dev mode). */
+  get service(): string {
+    return this.#target.service
+  }
+
+  /** The injected `fetch`, or undefined when the client uses `globalThis.fetch` (looked up per call). */
+  get fetch(): FetchLike | undefined {
+    return this.#options.fetch
+  }
+
+  /** True when talking to a local dev server. */
+  get dev(): boolean {
+    return this.#target.dev
+  }
+
+  /**
+   * Returns the running backend that holds `request.key`, or spawns one:
+   * `POST {apiUrl}/v2/service/{account}/{service}/connect`. Resolves once the API answered (the
+   * backend is usually still starting: `await handle.waitUntilReady()`).
+   *
+   * Retried per the client's retry policy; without a `key` only when the request provably did not
+   * reach the server or the server answered 429/503, so that it never spawns two backends.
+   */
+  async connect(request?: ConnectRequest, options: RequestOptions = {}): Promise<BackendHandle> {
+    const body = connectBody(request)
+    const { account, service, apiUrl } = this.#target
+    const url = `${apiUrl}/v2/service/${encodeURIComponent(account)}/${encodeURIComponent(service)}/connect?${cacheBuster()}`
+    const mode: RetryMode = request?.key === undefined ? 'unsent-only' : 'idempotent'
+    const json = await this.#run({ operation: 'connect()', method: 'POST', url, headers: this.#authHeaders(), body, withToken: true, backendRoute: false }, mode, options)
+    return new BackendHandle(parseConnectResponse(json), this.#handleOptions)
+  }
+
+  /**
+   * Wraps a ConnectResponse you already have (e.g. from a cache or another process) in a
+   * {@link BackendHandle} without a request. Throws ProtocolError when it is malformed.
+   */
+  handle(connectResponse: ConnectResponse): BackendHandle {
+    return new BackendHandle(parseConnectResponse(connectResponse), this.#handleOptions)
+  }
+
+  /**
+   * The backend's current state: `GET {apiUrl}/v2/backend/{id}/status` (no token is sent).
+   * Rejects with BackendNotFoundError for an unknown backend.
+   */
+  async status(backendId: string, options: RequestOptions = {}): Promise<BackendState> {
+    const id = checkBackendId('status()', backendId)
+    const url = `${this.#target.apiUrl}/v2/backend/${encodeURIComponent(id)}/status?${cacheBuster()}`
+    const json = await this.#run(
+      { operation: 'status()', method: 'GET', url, headers: { Accept: 'application/json' }, withToken: false, backendRoute: true },
+      'idempotent',
+      options,
+    )
+    return parseBackendState(json)
+  }
+
+  /**
+   * Asks the backend to stop: `POST {apiUrl}/v2/backend/{id}/terminate` with `{"hard": …}`.
+   * Rejects with BackendNotFoundError for an unknown backend; an HTTPError with
+   * `errorCode === 'BackendNotRunning'` when it has already terminated (hosted API).
+   */
+  async terminate(backendId: string, options: TerminateOptions = {}): Promise<TerminateResponse> {
+    const id = checkBackendId('terminate()', backendId)
+    const hard = options.hard ?? false
+    if (typeof hard !== 'boolean') throw new TypeError(`terminate(): hard must be a boolean, got ${describe(hard)}`)
+    const url = `${this.#target.apiUrl}/v2/backend/${encodeURIComponent(id)}/terminate`
+    const body = JSON.stringify({ hard })
+    const json = await this.#run(
+      { operation: 'terminate()', method: 'POST', url, headers: this.#authHeaders(), body, withToken: true, backendRoute: true },
+      'idempotent',
+      options,
+    )
+    if ((json as { status?: unknown } | null)?.status !== 'ok') {
+      throw new ProtocolError('terminate response: status is not "ok"', 'status')
+    }
+    return { status: 'ok' }
+  }
+
+  /** Everything but the token (`[redacted]`). */
+  toJSON(): JamsocketSummary {
+    const { apiUrl, account, service, dev } = this.#target
+    return { apiUrl, account, service, dev, token: REDACTED }
+  }
+
+  /** `util.inspect()` / `console.log()` show the summary, never the token. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `Jamsocket ${JSON.stringify(this.toJSON())}`
+  }
+
+  #authHeaders(): Record<string, string> {
+    return {
+      Authorization: `Bearer ${this.#target.token}`,
+      'Content-Type': 'application/json',
+      Accept: 'application/json',
+    }
+  }
+
+  async #run(call: Call, mode: RetryMode, options: RequestOptions): Promise<unknown> {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`${call.operation}: options must be an object, got ${describe(options)}`)
+    const signal = checkSignal(options.signal)
+    checkMs('timeoutMs', options.timeoutMs)
+    const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs
+    const transport = { fetch: this.#options.fetch, token: this.#target.token }
+    return withRetries(() => attempt(call, transport, signal, timeoutMs), this.#options.retry, mode, signal)
+  }
+}
