@@ -122,6 +122,32 @@ export function readErrorBody(text: string, contentType: string | null): Pick<HT
   return { errorCode: str(body.kind), requestId: str(body.id), serverMessage: str(body.message) }
 }
 
+/**
+ * The body as text, given up as soon as `signal` aborts: a body from a mocked or custom fetch is
+ * not always tied to the request's signal (deps-on-node20 G9), and a stalled body must not outlive
+ * the timeout.
+ */
+function readText(response: Response, signal: AbortSignal): Promise<string> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<string>((resolve, reject) => {
+    const onAbort = () => {
+      discard(response)
+      reject(signal.reason)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    response.text().then(
+      (text) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(text)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
+}
+
 function discard(response: Response): void {
   // Never await a cancel (it can hang on some mocked bodies, deps-on-node20 G10).
   response.body?.cancel().catch(() => {})
@@ -206,7 +232,7 @@ export async function attempt(call: Call, transport: Transport, signal: AbortSig
     if (!response.ok) {
       let text: string | undefined
       try {
-        text = await response.text()
+        text = await readText(response, limit.signal)
       } catch (error) {
         if (limit.signal.aborted) throw limit.reason()
         // The status is what matters; a body cut short is left out.
@@ -225,7 +251,7 @@ export async function attempt(call: Call, transport: Transport, signal: AbortSig
     }
     let text: string
     try {
-      text = await response.text()
+      text = await readText(response, limit.signal)
     } catch (error) {
       if (limit.signal.aborted) throw limit.reason()
       throw new NetworkError(`${call.operation}: the response from ${originOf(call.url)} was cut short`, { cause: error })

@@ -62,20 +62,18 @@ export function recordingFetch(...answers: Answer[]): FetchLike & { calls: Recor
 
 /** A fetch that never answers until its signal aborts (then rejects with the signal's reason, as fetch does). */
 export function hangingFetch(): FetchLike & { calls: number } {
-  const state = { calls: 0 }
-  const fetch = (_input: string | URL, init: RequestInit = {}) => {
-    state.calls++
-    return new Promise<Response>((_resolve, reject) => {
-      const signal = init.signal
-      if (signal?.aborted) return reject(signal.reason)
-      signal?.addEventListener('abort', () => reject(signal.reason), { once: true })
-    })
-  }
-  return Object.assign(fetch, {
-    get calls() {
-      return state.calls
+  const fetch = Object.assign(
+    (_input: string | URL, init: RequestInit = {}) => {
+      fetch.calls++
+      return new Promise<Response>((_resolve, reject) => {
+        const signal = init.signal
+        if (signal?.aborted) return reject(signal.reason)
+        signal?.addEventListener('abort', () => reject(signal.reason), { once: true })
+      })
     },
-  })
+    { calls: 0 },
+  )
+  return fetch
 }
 
 /** An error shaped like undici's network failure: `TypeError('fetch failed')` with a coded cause. */
