@@ -177,8 +177,8 @@ export function resolveOptions(options: JamsocketOptions): ResolvedOptions {
 
 /** A short description of a bad value for an error message (never the value of a string: it may be a secret). */
 export function describe(value: unknown): string {
-  if (value === null) return 'null'
+  if (value === null || value === undefined) return String(value)
   if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'number') return String(value)
-  return `a ${typeof value}`
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
 }
