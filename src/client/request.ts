@@ -122,13 +122,18 @@ export function readErrorBody(text: string, contentType: string | null): Pick<HT
   return { errorCode: str(body.kind), requestId: str(body.id), serverMessage: str(body.message) }
 }
 
+// The runtime's own fetch, as found when this module loaded (before any mock replaced it).
+const builtinFetch: unknown = globalThis.fetch
+
 /**
- * The body as text, given up as soon as `signal` aborts: a body from a mocked or custom fetch is
- * not always tied to the request's signal (deps-on-node20 G9), and a stalled body must not outlive
- * the timeout.
+ * The body as text, given up as soon as `signal` aborts. The runtime's fetch ties the body to the
+ * request's signal already; a body from a mocked or custom fetch is not always tied to it
+ * (deps-on-node20 G9), and a stalled body must not outlive the timeout. The extra abort listener
+ * is only added then: an EventTarget listener costs ~3 µs on Node 20.
  */
-function readText(response: Response, signal: AbortSignal): Promise<string> {
+function readText(response: Response, signal: AbortSignal, fetch: unknown): Promise<string> {
   if (signal.aborted) return Promise.reject(signal.reason)
+  if (fetch === builtinFetch) return response.text()
   return new Promise<string>((resolve, reject) => {
     const onAbort = () => {
       discard(response)
@@ -232,7 +237,7 @@ export async function attempt(call: Call, transport: Transport, signal: AbortSig
     if (!response.ok) {
       let text: string | undefined
       try {
-        text = await readText(response, limit.signal)
+        text = await readText(response, limit.signal, doFetch)
       } catch (error) {
         if (limit.signal.aborted) throw limit.reason()
         // The status is what matters; a body cut short is left out.
@@ -251,7 +256,7 @@ export async function attempt(call: Call, transport: Transport, signal: AbortSig
     }
     let text: string
     try {
-      text = await readText(response, limit.signal)
+      text = await readText(response, limit.signal, doFetch)
     } catch (error) {
       if (limit.signal.aborted) throw limit.reason()
       throw new NetworkError(`${call.operation}: the response from ${originOf(call.url)} was cut short`, { cause: error })
