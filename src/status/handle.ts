@@ -1,30 +1,83 @@
 /**
- * STUB (to be replaced by the status issue): the public shape of BackendHandle, so that the client
- * and pool can be built against it.
+ * BackendHandle: a ConnectResponse plus live status following (typed events, waitUntilReady,
+ * async iteration). Holds no account secret and imports nothing from `node:*`, so a browser can
+ * rebuild one from the JSON a server handed it: `new BackendHandle(connectResponse)`.
  */
-import type { FetchLike } from '../abort.js'
-import type { BackendState, BackendStatus, ConnectResponse } from '../wire.js'
+import mitt, { type Emitter, type Handler } from 'mitt'
+import { checkMs, deadline, delay } from '../abort.js'
+import { BackendTerminatedError, JamsocketError } from '../errors.js'
+import { isEnding, parseBackendState, type BackendState, type BackendStatus, type ConnectResponse } from '../wire.js'
+import { StatusFeed, type FeedEvent, type StatusFeedOptions } from './feed.js'
 
 /** Options of a {@link BackendHandle}. */
-export interface BackendHandleOptions {
-  /** The fetch used for `status_url` and `ready_url`. @default globalThis.fetch */
-  fetch?: FetchLike
+export type BackendHandleOptions = StatusFeedOptions & {
+  /**
+   * A feed to follow instead of creating one (a pool shares one feed among all handles of a
+   * backend). The handle does not own it: its `close()` only removes its own subscriptions.
+   * @default a new StatusFeed owned by the handle
+   */
+  feed?: StatusFeed
 }
 
-/** A backend returned by connect: the ConnectResponse fields plus live status following. */
-export class BackendHandle implements ConnectResponse {
+/** The state carried by the event of one status. */
+export type StateOf<S extends BackendStatus> = BackendState & { status: S }
+
+/** The events of a {@link BackendHandle} and their payloads. */
+export type BackendHandleEvents = { [S in BackendStatus]: StateOf<S> } & {
+  /** Every new status, in order. */
+  status: BackendState
+  /** A problem following the status stream; see {@link BackendHandle.on}. */
+  error: JamsocketError
+}
+
+/** The name of a {@link BackendHandle} event. */
+export type BackendHandleEvent = keyof BackendHandleEvents
+
+/** Options of {@link BackendHandle.waitUntilReady}. */
+export interface WaitUntilReadyOptions {
+  /** Stops waiting; the promise rejects with `signal.reason`. */
+  signal?: AbortSignal
+  /** Gives up after this many milliseconds with a TimeoutError. @default no limit */
+  timeoutMs?: number
+}
+
+type InternalEvent = FeedEvent | { type: 'closed' }
+type InternalListener = (event: InternalEvent) => void
+
+/** At most one `ready_url` request per this many milliseconds when the server answers 202 quickly. */
+const READY_POLL_MIN_INTERVAL_MS = 250
+
+/**
+ * A backend returned by `connect()`: every ConnectResponse field as received, plus the backend's
+ * live status.
+ *
+ * Following is lazy: no request is made until a listener is added, an iteration starts or
+ * `waitUntilReady()` is called, and the stream is released again when none is left. It stops for
+ * good at `terminated` and on {@link close}. Events are not replayed to late listeners: read
+ * {@link state}.
+ */
+export class BackendHandle implements ConnectResponse, Disposable {
   readonly backend_id: string
   readonly spawned: boolean
+  /** The status in the connect response (as received); the live one is {@link state}. */
   readonly status: BackendStatus
   readonly token: string
   readonly url: string
   readonly secret_token?: string | null
   readonly status_url: string
   readonly ready_url: string
-  #response: ConnectResponse
-  #state: BackendState
 
-  constructor(response: ConnectResponse, _options: BackendHandleOptions = {}) {
+  readonly #response: ConnectResponse
+  readonly #feed: StatusFeed
+  readonly #ownsFeed: boolean
+  #emitter: Emitter<BackendHandleEvents> | undefined
+  readonly #internal = new Set<InternalListener>()
+  readonly #fetch: StatusFeedOptions['fetch']
+  #onceWrappers: Map<unknown, Map<string, unknown>> | undefined
+  #unsubscribe: (() => void) | undefined
+  #closed = false
+
+  constructor(response: ConnectResponse, options: BackendHandleOptions = {}) {
     this.#response = { ...response }
     this.backend_id = response.backend_id
     this.spawned = response.spawned
@@ -33,17 +86,303 @@ export class BackendHandle implements ConnectResponse {
     this.url = response.url
     if (response.secret_token !== undefined) this.secret_token = response.secret_token
     this.status_url = response.status_url
-    this.ready_url = response.ready_url
-    this.#state = { status: 'scheduled', time: new Date().toISOString() }
+    this.ready_url = response.ready_url ?? ''
+    const { feed, ...feedOptions } = options
+    this.#fetch = options.fetch
+    if (feed !== undefined) {
+      if (!(feed instanceof StatusFeed) || feed.backendId !== response.backend_id) {
+        throw new TypeError(`feed must be a StatusFeed of backend ${response.backend_id}`)
+      }
+      this.#feed = feed
+      this.#ownsFeed = false
+    } else {
+      this.#feed = new StatusFeed(response, feedOptions)
+      this.#ownsFeed = true
+    }
   }
 
-  /** The latest known state. */
+  /** The latest known state (from the connect response until the stream says more). */
   get state(): BackendState {
-    return this.#state
+    return this.#feed.state
   }
 
-  /** The plain ConnectResponse, as received. */
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /**
+   * Calls `handler` for each new status from now on: `'status'` for every one, or a status name
+   * (`'ready'`, `'terminated'`, …) for that one only (at most once each). `'error'` reports a
+   * problem following the stream: a reconnect follows unless following stopped (then
+   * {@link waitUntilReady} rejects with the same error). Returns a function that removes it.
+   */
+  on<K extends BackendHandleEvent>(event: K, handler: (payload: BackendHandleEvents[K]) => void): () => void {
+    if (this.#closed) return () => {}
+    this.#emitter ??= mitt<BackendHandleEvents>()
+    this.#emitter.on(event, handler as Handler<BackendHandleEvents[K]>)
+    this.#sync()
+    return () => this.off(event, handler)
+  }
+
+  /** Removes a handler added with {@link on} or {@link once}. */
+  off<K extends BackendHandleEvent>(event: K, handler: (payload: BackendHandleEvents[K]) => void): void {
+    const emitter = this.#emitter
+    if (!emitter) return
+    emitter.off(event, handler as Handler<BackendHandleEvents[K]>)
+    const wrappers = this.#onceWrappers?.get(handler)
+    const wrapper = wrappers?.get(event)
+    if (wrapper) {
+      wrappers!.delete(event)
+      if (wrappers!.size === 0) this.#onceWrappers!.delete(handler)
+      emitter.off(event, wrapper as Handler<BackendHandleEvents[K]>)
+    }
+    this.#sync()
+  }
+
+  /** Like {@link on}, removed after its first call. */
+  once<K extends BackendHandleEvent>(event: K, handler: (payload: BackendHandleEvents[K]) => void): () => void {
+    const wrapper = (payload: BackendHandleEvents[K]) => {
+      this.off(event, handler)
+      handler(payload)
+    }
+    if (this.#closed) return () => {}
+    this.#onceWrappers ??= new Map()
+    let wrappers = this.#onceWrappers.get(handler)
+    if (!wrappers) this.#onceWrappers.set(handler, (wrappers = new Map()))
+    wrappers.set(event, wrapper)
+    return this.on(event, wrapper)
+  }
+
+  /**
+   * Resolves with this handle once the backend is `ready` (at once if it already is).
+   * Rejects with {@link BackendTerminatedError} (carrying the state) when it reaches
+   * terminating/hard-terminating/terminated first, with TimeoutError after `timeoutMs`, with
+   * `signal.reason` on abort, and with the final error when following stops (e.g.
+   * BackendNotFoundError on 404). Settles exactly once. Uses `ready_url` as a long-poll when the
+   * response has one; the status stream in every case.
+   */
+  waitUntilReady(options: WaitUntilReadyOptions = {}): Promise<this> {
+    try {
+      checkMs('timeoutMs', options.timeoutMs)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const state = this.state
+    if (state.status === 'ready') return Promise.resolve(this)
+    if (isEnding(state.status)) return Promise.reject(new BackendTerminatedError(this.backend_id, state))
+    const stopped = this.#stoppedError()
+    if (stopped) return Promise.reject(stopped)
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason)
+
+    return new Promise<this>((resolve, reject) => {
+      const guard = deadline(options.signal, options.timeoutMs, 'waitUntilReady()')
+      let settled = false
+      const settle = (error?: unknown) => {
+        if (settled) return
+        settled = true
+        this.#internal.delete(listener)
+        guard.signal.removeEventListener('abort', onAbort)
+        guard.dispose()
+        poll?.abort()
+        this.#sync()
+        if (error === undefined) resolve(this)
+        else reject(error)
+      }
+      const onAbort = () => settle(guard.reason())
+      const listener: InternalListener = (event) => {
+        if (event.type === 'status') {
+          if (event.state.status === 'ready') settle()
+          else if (isEnding(event.state.status)) settle(new BackendTerminatedError(this.backend_id, event.state))
+        } else if (event.type === 'error') {
+          if (event.final) settle(event.error)
+        } else settle(new JamsocketError(`stopped following backend ${this.backend_id}: the handle was closed`))
+      }
+      this.#internal.add(listener)
+      guard.signal.addEventListener('abort', onAbort, { once: true })
+      const poll = this.ready_url ? new AbortController() : undefined
+      this.#sync()
+      if (poll) void this.#pollReady(poll.signal, settle).catch(() => {})
+    })
+  }
+
+  /**
+   * Iterates over the new states from now on, in order; ends after `terminated` or on
+   * {@link close}, throws the final error when following stops on one. Breaking out of the loop
+   * releases the subscription.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<BackendState> {
+    const queue: BackendState[] = []
+    let pending: { resolve: (r: IteratorResult<BackendState>) => void; reject: (e: unknown) => void } | undefined
+    let finished = false
+    let failure: unknown
+    const finish = (error?: unknown) => {
+      if (finished) return
+      finished = true
+      failure = error
+      this.#internal.delete(listener)
+      this.#sync()
+      const waiter = pending
+      pending = undefined
+      if (!waiter) return
+      if (failure !== undefined) {
+        waiter.reject(failure)
+        failure = undefined
+      } else waiter.resolve({ value: undefined, done: true })
+    }
+    const listener: InternalListener = (event) => {
+      if (event.type === 'status') {
+        if (pending) {
+          const waiter = pending
+          pending = undefined
+          waiter.resolve({ value: event.state, done: false })
+        } else queue.push(event.state)
+        if (event.state.status === 'terminated') finish()
+      } else if (event.type === 'error') {
+        if (event.final) finish(event.error)
+      } else finish()
+    }
+    if (this.#closed || this.#feed.closed) {
+      finished = true
+      failure = this.#closed ? undefined : this.#feed.error
+    } else {
+      this.#internal.add(listener)
+      this.#sync()
+    }
+    const iterator: AsyncIterableIterator<BackendState> = {
+      next: () => {
+        const value = queue.shift()
+        if (value !== undefined) return Promise.resolve({ value, done: false })
+        if (finished) {
+          const error = failure
+          failure = undefined
+          return error !== undefined ? Promise.reject(error) : Promise.resolve({ value: undefined, done: true })
+        }
+        return new Promise((resolve, reject) => (pending = { resolve, reject }))
+      },
+      return: () => {
+        queue.length = 0
+        failure = undefined
+        finish()
+        return Promise.resolve({ value: undefined, done: true })
+      },
+      [Symbol.asyncIterator]() {
+        return iterator
+      },
+    }
+    return iterator
+  }
+
+  /**
+   * Stops following (the backend keeps running): removes every listener, ends iterations, rejects
+   * pending waits, and closes the status stream unless the feed is shared. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#unsubscribe?.()
+    this.#unsubscribe = undefined
+    if (this.#ownsFeed) this.#feed.close()
+    this.#emitter?.all.clear()
+    this.#onceWrappers = undefined
+    for (const listener of [...this.#internal]) listener({ type: 'closed' })
+    this.#internal.clear()
+  }
+
+  /** Same as {@link close}: `using handle = …` closes it at the end of the block. */
+  [Symbol.dispose](): void {
+    this.close()
+  }
+
+  /** Exactly the plain ConnectResponse as received, so `JSON.stringify(handle)` leaks nothing else. */
   toJSON(): ConnectResponse {
     return { ...this.#response }
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  readonly #onFeed = (event: FeedEvent): void => {
+    // Internal consumers (waits, iterations) first, so that a user handler calling close() on
+    // 'ready' still lets a pending waitUntilReady resolve.
+    for (const listener of [...this.#internal]) listener(event)
+    const emitter = this.#emitter
+    if (!emitter) return
+    if (event.type === 'status') {
+      emitter.emit(event.state.status, event.state as never)
+      emitter.emit('status', event.state)
+    } else emitter.emit('error', event.error)
+  }
+
+  /** Follows (subscribes to the feed) exactly while someone listens, iterates or waits. */
+  #sync(): void {
+    let wanted = !this.#closed && this.#internal.size > 0
+    if (!wanted && !this.#closed && this.#emitter) {
+      for (const handlers of this.#emitter.all.values()) if (handlers.length > 0) wanted = true
+    }
+    if (wanted && !this.#unsubscribe && !this.#feed.closed) this.#unsubscribe = this.#feed.subscribe(this.#onFeed)
+    else if (!wanted && this.#unsubscribe) {
+      this.#unsubscribe()
+      this.#unsubscribe = undefined
+    }
+  }
+
+  /** Why waiting cannot succeed any more, if it cannot. */
+  #stoppedError(): JamsocketError | undefined {
+    if (this.#closed) return new JamsocketError(`stopped following backend ${this.backend_id}: the handle was closed`)
+    if (this.#feed.closed) return this.#feed.error ?? new JamsocketError(`stopped following backend ${this.backend_id}: the status feed was closed`)
+    return undefined
+  }
+
+  /**
+   * The `ready_url` long-poll: 200 with a ready state resolves, 410 rejects with the state, 202
+   * polls again. Anything else (errors, other answers) leaves the decision to the status stream.
+   */
+  async #pollReady(signal: AbortSignal, settle: (error?: unknown) => void): Promise<void> {
+    const fetch = this.#readyFetch()
+    while (!signal.aborted) {
+      const started = Date.now()
+      let response: Response
+      try {
+        response = await fetch(this.ready_url, { headers: { accept: 'application/json' }, signal, cache: 'no-store' } as RequestInit)
+      } catch {
+        return
+      }
+      if (response.status === 202) {
+        void response.body?.cancel().catch(() => {})
+        const elapsed = Date.now() - started
+        if (elapsed < READY_POLL_MIN_INTERVAL_MS) {
+          try {
+            await delay(READY_POLL_MIN_INTERVAL_MS - elapsed, signal)
+          } catch {
+            return
+          }
+        }
+        continue
+      }
+      if (response.status !== 200 && response.status !== 410) {
+        void response.body?.cancel().catch(() => {})
+        return
+      }
+      let state: BackendState | undefined
+      try {
+        state = parseBackendState(JSON.parse(await response.text()), 'ready_url answer')
+      } catch {
+        state = undefined
+      }
+      if (signal.aborted) return
+      if (response.status === 410) {
+        settle(new BackendTerminatedError(this.backend_id, state ?? { status: 'terminated', time: new Date().toISOString() }))
+      } else if (state?.status === 'ready') {
+        this.#feed.offer(state)
+        settle()
+      } else if (state && isEnding(state.status)) {
+        settle(new BackendTerminatedError(this.backend_id, state))
+      }
+      return
+    }
+  }
+
+  #readyFetch(): NonNullable<StatusFeedOptions['fetch']> {
+    return this.#fetch ?? ((input, init) => globalThis.fetch(input, init))
   }
 }

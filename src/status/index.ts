@@ -1,2 +1,5 @@
+/** Status following: the BackendHandle, the shared StatusFeed and the SSE reader underneath. */
 export { BackendHandle } from './handle.js'
-export type { BackendHandleOptions } from './handle.js'
+export type { BackendHandleOptions, BackendHandleEvents, BackendHandleEvent, StateOf, WaitUntilReadyOptions } from './handle.js'
+export { StatusFeed, statusStreamUrl } from './feed.js'
+export type { StatusFeedOptions, ReconnectOptions, FeedEvent, FeedListener } from './feed.js'

@@ -1,0 +1,26 @@
+/**
+ * Reconnect timing for the status stream: exponential backoff with jitter and `Retry-After`.
+ * Imports nothing from `node:*`.
+ */
+
+/** The longest `Retry-After` honoured, in milliseconds: a larger value is capped to it. */
+export const MAX_RETRY_AFTER_MS = 60_000
+
+/**
+ * The delay before reconnect attempt number `failures + 1`: `base · 2^failures` capped at `max`,
+ * with "equal jitter" (half fixed, half random) so that many followers of one server do not
+ * reconnect in lockstep after it restarts.
+ */
+export function backoffDelay(failures: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(failures, 30))
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2)
+}
+
+/** Reads `Retry-After` (delay-seconds or an HTTP date) as milliseconds from now; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined
+  const text = value.trim()
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.min(MAX_RETRY_AFTER_MS, Math.round(Number(text) * 1000))
+  const date = Date.parse(text)
+  return Number.isNaN(date) ? undefined : Math.min(MAX_RETRY_AFTER_MS, Math.max(0, date - now))
+}

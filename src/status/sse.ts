@@ -1,0 +1,154 @@
+/**
+ * A server-sent-events reader over a fetch body: bytes in, complete messages out.
+ *
+ * Built on eventsource-parser 3 with the fixes a status follower needs:
+ * - one `TextDecoder` per connection with `stream: true` (multi-byte characters split across
+ *   chunks stay intact; a BOM is stripped at the start of each connection only);
+ * - line endings are normalised to LF before parsing, carrying a trailing CR across chunks, so an
+ *   event ended by a bare CR at the end of a chunk is delivered at once (eventsource-parser 3.1.1
+ *   holds it back, sometimes for ever);
+ * - a cap on the text buffered since the last blank line, so a stream that never ends an event
+ *   fails with a {@link ProtocolError} and memory stays bounded;
+ * - the caller's signal is honoured by the reader itself (cancel, never awaited).
+ *
+ * Imports nothing from `node:*`.
+ */
+import { createParser, type EventSourceParser } from 'eventsource-parser'
+import { ProtocolError } from '../errors.js'
+
+/** One dispatched event. */
+export interface SseMessage {
+  /** The data lines joined with LF. */
+  data: string
+  /** The `id:` of this event, when it had one (`''` when the server reset it). */
+  id: string | undefined
+  /** The `event:` type, when it had one. */
+  event: string | undefined
+}
+
+/** Callbacks of an {@link SseDecoder}. */
+export interface SseHandlers {
+  /** Called for every complete event with at least one data line. */
+  onMessage(message: SseMessage): void
+  /** Called for every valid `retry:` field, in milliseconds. */
+  onRetry?(ms: number): void
+}
+
+/** The largest event, or run of lines without a blank line, accepted by default (characters). */
+export const DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+
+/** A push-style decoder for one connection: feed it bytes, it calls back with events. */
+export interface SseDecoder {
+  /** Decodes one chunk. Throws {@link ProtocolError} when an event grows past the cap. */
+  push(chunk: Uint8Array): void
+  /** Decodes text that is already decoded (tests, or a transport that yields strings). */
+  pushText(text: string): void
+  /** The stream ended: flushes the decoder. An incomplete last event is discarded, as the spec says. */
+  end(): void
+}
+
+/** Creates a decoder for ONE connection (make a new one for every reconnect). */
+export function createSseDecoder(handlers: SseHandlers, maxEventBytes = DEFAULT_MAX_EVENT_BYTES): SseDecoder {
+  const decoder = new TextDecoder()
+  const parser: EventSourceParser = createParser({
+    onEvent: (event) => handlers.onMessage({ data: event.data, id: event.id, event: event.event }),
+    onRetry: handlers.onRetry ? (ms) => handlers.onRetry!(ms) : undefined,
+    // Unknown fields and bad `retry:` values are ignored, as the spec says.
+    onError: () => {},
+  })
+  let lastWasCR = false
+  let endedWithLF = false
+  let pending = 0 // characters since the last blank line
+
+  let started = false
+
+  function feedText(raw: string): void {
+    if (raw === '') return
+    started = true
+    let text = raw
+    // A CR ending the previous chunk was already turned into LF: a LF right after it is its CRLF pair.
+    if (lastWasCR && text.charCodeAt(0) === 10) text = text.slice(1)
+    lastWasCR = raw.charCodeAt(raw.length - 1) === 13
+    if (text.indexOf('\r') !== -1) text = text.replace(/\r\n?/g, '\n')
+    if (text === '') return
+    // Bound the buffered, not yet dispatched text (an endless line or an event without its blank line).
+    const blank = text.lastIndexOf('\n\n')
+    if (blank !== -1) pending = text.length - blank - 2
+    else if (endedWithLF && text.charCodeAt(0) === 10) pending = text.length - 1
+    else pending += text.length
+    endedWithLF = text.charCodeAt(text.length - 1) === 10
+    if (pending > maxEventBytes) {
+      throw new ProtocolError(`status stream: an event exceeded ${maxEventBytes} characters without ending`, 'stream')
+    }
+    parser.feed(text)
+  }
+
+  return {
+    push(chunk) {
+      feedText(decoder.decode(chunk, { stream: true }))
+    },
+    pushText(text) {
+      // The byte path's TextDecoder strips one leading BOM; do the same for decoded text.
+      feedText(!started && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
+    },
+    end() {
+      feedText(decoder.decode())
+    },
+  }
+}
+
+/** Options of {@link readEventStream}. */
+export interface ReadEventStreamOptions {
+  /** Stops reading: the body is cancelled (not awaited) and the promise rejects with `signal.reason`. */
+  signal?: AbortSignal | undefined
+  /** See {@link createSseDecoder}. @default 65536 */
+  maxEventBytes?: number | undefined
+  /** Called for every chunk read, however small (liveness: a `:` comment counts). */
+  onChunk?: (() => void) | undefined
+}
+
+/**
+ * Reads an event stream body to its end. Resolves on a clean end of stream, rejects with
+ * `signal.reason` on abort, with {@link ProtocolError} when an event is too large, and with the
+ * transport's error when the connection breaks.
+ */
+export async function readEventStream(
+  body: ReadableStream<Uint8Array>,
+  handlers: SseHandlers,
+  options: ReadEventStreamOptions = {},
+): Promise<void> {
+  const { signal, onChunk } = options
+  const sse = createSseDecoder(handlers, options.maxEventBytes)
+  const reader = body.getReader()
+  // Some bodies (mocks) keep streaming after fetch's signal aborts, and an awaited cancel can hang:
+  // cancel without waiting and stop reading at once.
+  const cancel = () => void reader.cancel().catch(() => {})
+  if (signal?.aborted) {
+    cancel()
+    throw signal.reason
+  }
+  signal?.addEventListener('abort', cancel, { once: true })
+  try {
+    for (;;) {
+      let result: Awaited<ReturnType<typeof reader.read>>
+      try {
+        result = await reader.read()
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason
+        throw error
+      }
+      if (signal?.aborted) throw signal.reason
+      if (result.done) break
+      onChunk?.()
+      sse.push(result.value)
+      // A handler may have stopped us while dispatching this chunk.
+      if (signal?.aborted) throw signal.reason
+    }
+    sse.end()
+  } catch (error) {
+    cancel()
+    throw error
+  } finally {
+    signal?.removeEventListener('abort', cancel)
+  }
+}
