@@ -54,41 +54,50 @@ async function bare(): Promise<void> {
   JSON.parse(await response.text())
 }
 
+// For reference: the same bare call with a 30 s timeout signal, the floor of any client that
+// bounds its requests (undici's per-request signal bookkeeping is most of the client's overhead).
+async function bareWithTimeout(): Promise<void> {
+  const response = await fetch(`${apiUrl}/v2/service/acme/editor/connect?${Math.random().toString(36).slice(2, 15)}`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify(request),
+    signal: AbortSignal.timeout(30_000),
+  })
+  if (!response.ok) throw new Error(`status ${response.status}`)
+  JSON.parse(await response.text())
+}
+
 const now = process.hrtime.bigint
 const deadline = Date.now() + 50_000
 for (let i = 0; i < WARMUP; i++) {
   await viaClient()
   await bare()
+  await bareWithTimeout()
 }
 
 // Calls alternate one by one (and which side goes first alternates each round), so that drift —
 // JIT, GC, other load on a shared machine — hits both sides alike.
-const clientSamples: number[] = []
-const bareSamples: number[] = []
+const sides = [viaClient, bare, bareWithTimeout]
+const samples: number[][] = [[], [], []]
 const ratios: number[] = []
 let rounds = 0
 for (let r = 0; r < ROUNDS && Date.now() < deadline; r++) {
   globalThis.gc?.()
-  let c = 0
-  let b = 0
+  const totals = [0, 0, 0]
   for (let i = 0; i < PER_ROUND; i++) {
-    const clientFirst = (i + r) % 2 === 0
-    for (const side of clientFirst ? [0, 1] : [1, 0]) {
+    for (let k = 0; k < sides.length; k++) {
+      const side = (i + r + k) % sides.length
       const start = now()
-      await (side === 0 ? viaClient() : bare())
+      await sides[side]!()
       const us = Number(now() - start) / 1e3
-      if (side === 0) {
-        clientSamples.push(us)
-        c += us
-      } else {
-        bareSamples.push(us)
-        b += us
-      }
+      samples[side]!.push(us)
+      totals[side]! += us
     }
   }
-  ratios.push(c / b)
+  ratios.push(totals[0]! / totals[1]!)
   rounds++
 }
+const [clientSamples, bareSamples, timeoutSamples] = samples as [number[], number[], number[]]
 server.closeAllConnections()
 server.close()
 
@@ -103,6 +112,8 @@ const sortedRatios = [...ratios].sort((a, b) => a - b)
 console.log(`connect(): ${calls} sequential calls per side after ${WARMUP} warm-up each, alternating call by call, loopback`)
 console.log(`  jamsocket.connect()      mean ${clientMean.toFixed(1)} µs/call, median ${median(clientSamples).toFixed(1)} µs`)
 console.log(`  bare fetch + JSON.parse  mean ${bareMean.toFixed(1)} µs/call, median ${median(bareSamples).toFixed(1)} µs (baseline)`)
+const timeoutMean = sum(timeoutSamples) / calls
+console.log(`  bare fetch + timeout     mean ${timeoutMean.toFixed(1)} µs/call, median ${median(timeoutSamples).toFixed(1)} µs (reference: ${(timeoutMean / bareMean).toFixed(3)}× the baseline)`)
 console.log(`  overhead ${(clientMean - bareMean).toFixed(1)} µs/call`)
 console.log(
   `  ratio ${ratio.toFixed(3)}× of means, ${(median(clientSamples) / median(bareSamples)).toFixed(3)}× of medians ` +
