@@ -1,0 +1,204 @@
+/**
+ * The options of {@link startDevServer}: one type, every field documented with its default, and the
+ * validation that turns what a caller passed into the settings the server runs with.
+ */
+import { checkMs } from '../abort.js'
+import type { BackendLogLine, DevEvent } from './registry.js'
+
+/** Options of the embedded local server. Only `command` is required. */
+export interface DevServerOptions {
+  /**
+   * The backend's command and arguments, e.g. `['node', 'backend.mjs']`. Every backend is one run of
+   * it, in its own process group.
+   */
+  command: readonly string[]
+  /**
+   * Working directory of the backends.
+   * @default process.cwd()
+   */
+  cwd?: string | undefined
+  /**
+   * Environment every backend starts from (then the connect request's `spawn.executable.env`, then
+   * `PORT`, `SESSION_BACKEND_*` on top).
+   * @default process.env
+   */
+  env?: Readonly<Record<string, string | undefined>> | undefined
+  /**
+   * Port of the API (`new Jamsocket({ dev: true, port })`); `0` picks a free one.
+   * @default 8080
+   */
+  port?: number | undefined
+  /**
+   * Port of the proxy that serves `url` (`{proxyUrl}/{token}/…`); `0` picks a free one.
+   * @default 9090
+   */
+  proxyPort?: number | undefined
+  /**
+   * Address both servers listen on. With the default, `[::1]` is listened on too when `localhost`
+   * resolves to it, so that `http://localhost:{port}` works either way.
+   * @default '127.0.0.1'
+   */
+  host?: string | undefined
+  /**
+   * Extra `Host` header names (without port) the servers accept besides `localhost`, `127.0.0.1`,
+   * `[::1]` and `host`. Any other Host is refused with 403 (DNS rebinding protection).
+   * @default []
+   */
+  allowedHosts?: readonly string[] | undefined
+  /**
+   * How long a soft-terminated backend may take to exit after SIGTERM before it gets SIGKILL.
+   * @default 10000
+   */
+  graceMs?: number | undefined
+  /**
+   * How long a backend may take from start until it answers `HEAD /` before it is hard-terminated
+   * with reason `startuptimeout`.
+   * @default 300000
+   */
+  startupTimeoutMs?: number | undefined
+  /**
+   * Pause between two readiness probes of a starting backend.
+   * @default 10
+   */
+  probeIntervalMs?: number | undefined
+  /**
+   * Idle timeout when the connect request sets no `max_idle_seconds`, in seconds; `0` = never.
+   * @default 300
+   */
+  defaultMaxIdleSeconds?: number | undefined
+  /**
+   * How often idle and lifetime limits are checked.
+   * @default 1000
+   */
+  sweepIntervalMs?: number | undefined
+  /**
+   * Silence after which a status or log stream gets a `:` comment line, so proxies keep it open.
+   * @default 15000
+   */
+  keepAliveMs?: number | undefined
+  /**
+   * How long `GET ready_url` waits before answering 202 (the caller then asks again).
+   * @default 25000
+   */
+  readyWaitMs?: number | undefined
+  /**
+   * How long the proxy holds a request for a backend that is not ready yet before answering 504.
+   * @default 60000
+   */
+  holdMs?: number | undefined
+  /**
+   * Largest API request body, in bytes; a larger one gets 413.
+   * @default 1048576
+   */
+  maxBodyBytes?: number | undefined
+  /**
+   * Where per-key data directories (`spawn.executable.mount`) are created.
+   * @default '.dev-data' (relative to `cwd`)
+   */
+  dataDir?: string | undefined
+  /**
+   * How often a backend's memory is checked against `resource_limits.memory_limit_bytes`.
+   * @default 1000
+   */
+  memoryCheckIntervalMs?: number | undefined
+  /**
+   * Output lines kept per backend for `logs/stream` replay.
+   * @default 1000
+   */
+  logLines?: number | undefined
+  /**
+   * Ended backends kept for `status`, `info` and stream replay (oldest forgotten first).
+   * @default 1000
+   */
+  keepEnded?: number | undefined
+  /**
+   * Called for every lifecycle change, output line and server message (the CLI's terminal UI
+   * listens here). Must not throw.
+   * @default undefined
+   */
+  onEvent?: ((event: DevEvent) => void) | undefined
+}
+
+/** The settings the server runs with. @internal */
+export interface ResolvedDevOptions {
+  command: string
+  args: string[]
+  cwd: string
+  env: Readonly<Record<string, string | undefined>>
+  port: number
+  proxyPort: number
+  host: string
+  allowedHosts: string[]
+  graceMs: number
+  startupTimeoutMs: number
+  probeIntervalMs: number
+  defaultMaxIdleSeconds: number
+  sweepIntervalMs: number
+  keepAliveMs: number
+  readyWaitMs: number
+  holdMs: number
+  maxBodyBytes: number
+  dataDir: string
+  memoryCheckIntervalMs: number
+  logLines: number
+  keepEnded: number
+  onEvent: ((event: DevEvent | { type: 'log'; line: BackendLogLine }) => void) | undefined
+}
+
+function checkPort(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < 0 || value > 65_535) {
+    throw new RangeError(`${name} must be an integer from 0 to 65535, got ${String(value)}`)
+  }
+  return value
+}
+
+function checkCount(name: string, value: number | undefined, fallback: number, min = 0): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${String(value)}`)
+  return value
+}
+
+function ms(name: string, value: number | undefined, fallback: number): number {
+  checkMs(name, value)
+  return value ?? fallback
+}
+
+/** Validates and fills in defaults. Throws TypeError/RangeError with a short message. @internal */
+export function resolveDevOptions(options: DevServerOptions): ResolvedDevOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('startDevServer: options must be an object')
+  const command = options.command
+  if (!Array.isArray(command) || command.length === 0 || !command.every((c) => typeof c === 'string') || command[0] === '') {
+    throw new TypeError('startDevServer: command must be a non-empty array of strings, e.g. ["node", "backend.mjs"]')
+  }
+  const idle = options.defaultMaxIdleSeconds ?? 300
+  if (typeof idle !== 'number' || !Number.isFinite(idle) || idle < 0) {
+    throw new RangeError(`defaultMaxIdleSeconds must be a number >= 0, got ${String(idle)}`)
+  }
+  if (options.onEvent !== undefined && typeof options.onEvent !== 'function') throw new TypeError('onEvent must be a function')
+  const cwd = options.cwd ?? process.cwd()
+  return {
+    command: command[0]!,
+    args: command.slice(1),
+    cwd,
+    env: options.env ?? process.env,
+    port: checkPort('port', options.port, 8080),
+    proxyPort: checkPort('proxyPort', options.proxyPort, 9090),
+    host: options.host ?? '127.0.0.1',
+    allowedHosts: [...(options.allowedHosts ?? [])].map((h) => h.toLowerCase()),
+    graceMs: ms('graceMs', options.graceMs, 10_000),
+    startupTimeoutMs: ms('startupTimeoutMs', options.startupTimeoutMs, 300_000),
+    probeIntervalMs: ms('probeIntervalMs', options.probeIntervalMs, 10),
+    defaultMaxIdleSeconds: idle,
+    sweepIntervalMs: Math.max(1, ms('sweepIntervalMs', options.sweepIntervalMs, 1000)),
+    keepAliveMs: Math.max(1, ms('keepAliveMs', options.keepAliveMs, 15_000)),
+    readyWaitMs: ms('readyWaitMs', options.readyWaitMs, 25_000),
+    holdMs: ms('holdMs', options.holdMs, 60_000),
+    maxBodyBytes: checkCount('maxBodyBytes', options.maxBodyBytes, 1_048_576, 1),
+    dataDir: options.dataDir ?? '.dev-data',
+    memoryCheckIntervalMs: Math.max(1, ms('memoryCheckIntervalMs', options.memoryCheckIntervalMs, 1000)),
+    logLines: checkCount('logLines', options.logLines, 1000),
+    keepEnded: checkCount('keepEnded', options.keepEnded, 1000),
+    onEvent: options.onEvent as ResolvedDevOptions['onEvent'],
+  }
+}

@@ -1,0 +1,450 @@
+/**
+ * The backend registry: every backend with its forward-only status history (kept for stream
+ * replay), the key → backend and token → grant maps, and the lifecycle that drives each backend's
+ * process from `scheduled` to `terminated` (Plane's drone state machine, on local processes).
+ */
+import type {
+  BackendInfo,
+  BackendState,
+  BackendStatus,
+  RunningBackends,
+  TerminatedState,
+  TerminationKind,
+  TerminationReason,
+} from '../wire.js'
+import { isEnding, statusRank } from '../wire.js'
+import type { ConnectInput } from './connect-request.js'
+import { planLimits, readRss } from './limits.js'
+import { prepareMount } from './mount.js'
+import type { ResolvedDevOptions } from './options.js'
+import { ApiProblem, randomName, randomToken } from './respond.js'
+import { BackendProcess, freePort, probeUntilReady } from './runner.js'
+
+/** One line of a backend's output. */
+export interface BackendLogLine {
+  backendId: string
+  stream: 'stdout' | 'stderr'
+  text: string
+  /** ISO time the line was read. */
+  time: string
+}
+
+/** A backend as the terminal UI and event listeners see it. */
+export interface BackendSummary {
+  id: string
+  key: string
+  status: BackendStatus
+  /** ISO time it was scheduled. */
+  createdAt: string
+  pid: number | undefined
+}
+
+/** What {@link DevServerOptions.onEvent} receives. */
+export type DevEvent =
+  | { type: 'status'; backend: BackendSummary; state: BackendState }
+  | { type: 'log'; key: string; line: BackendLogLine }
+  | { type: 'message'; level: 'info' | 'warn' | 'error'; text: string; backendId?: string }
+
+/** What a connection token grants: a backend, and who it was handed to. */
+export interface Grant {
+  readonly backend: Backend
+  readonly user: string | undefined
+  readonly userData: string
+}
+
+/** Where a connect request came in (echoed in info and lists). */
+export interface ConnectContext {
+  account: string
+  service: string
+  environment: string | undefined
+}
+
+// A backend's tokens are kept until it terminates; past this many the oldest stop working, so that a
+// key connected to in a loop cannot grow memory without bound.
+const MAX_TOKENS_PER_BACKEND = 10_000
+
+const now = () => new Date().toISOString()
+
+/** One backend: identity, status history, activity, output, and its process. */
+export class Backend {
+  readonly history: BackendState[] = []
+  readonly tokens = new Set<string>()
+  readonly logs: BackendLogLine[] = []
+  readonly createdMs = Date.now()
+  readonly secretToken = randomToken()
+  /** Plane's fencing token: epoch milliseconds when the key was acquired. */
+  readonly fencingToken = this.createdMs
+  lastActivity = this.createdMs
+  /** Proxied requests in flight plus open upgraded connections. */
+  open = 0
+  exitCode: number | undefined
+  port: number | undefined
+  process: BackendProcess | undefined
+  /** @internal */ timers: { grace?: NodeJS.Timeout; startup?: NodeJS.Timeout; memory?: NodeJS.Timeout; stopProbe?: () => void } = {}
+  readonly #statusListeners = new Set<(state: BackendState) => void>()
+  readonly #logListeners = new Set<(line: BackendLogLine) => void>()
+
+  constructor(
+    readonly id: string,
+    readonly key: string,
+    readonly input: ConnectInput,
+    readonly context: ConnectContext,
+  ) {}
+
+  /** The latest state. */
+  get state(): BackendState {
+    return this.history[this.history.length - 1]!
+  }
+
+  get status(): BackendStatus {
+    return this.state.status
+  }
+
+  /** True once terminating, hard-terminating or terminated. */
+  get ending(): boolean {
+    return isEnding(this.status)
+  }
+
+  /** Calls `fn` with every later status change; returns the unsubscribe function. */
+  onStatus(fn: (state: BackendState) => void): () => void {
+    this.#statusListeners.add(fn)
+    return () => this.#statusListeners.delete(fn)
+  }
+
+  /** Calls `fn` with every later output line; returns the unsubscribe function. */
+  onLog(fn: (line: BackendLogLine) => void): () => void {
+    this.#logListeners.add(fn)
+    return () => this.#logListeners.delete(fn)
+  }
+
+  /** @internal */
+  emitStatus(state: BackendState): void {
+    for (const fn of [...this.#statusListeners]) fn(state)
+  }
+
+  /** @internal */
+  emitLog(line: BackendLogLine): void {
+    for (const fn of [...this.#logListeners]) fn(line)
+  }
+
+  summary(): BackendSummary {
+    return { id: this.id, key: this.key, status: this.status, createdAt: this.history[0]!.time, pid: this.process?.pid }
+  }
+
+  /** `GET /v2/backend/{id}`. */
+  info(): BackendInfo {
+    const info: BackendInfo = {
+      id: this.id,
+      created_at: this.history[0]!.time,
+      service_name: this.context.service,
+      account_name: this.context.account,
+      cluster_name: 'localhost',
+      image_digest: 'local',
+      key: this.key,
+      statuses: this.history.map((state) => {
+        const entry: BackendInfo['statuses'][number] = { status: state.status, time: state.time }
+        if ('termination_reason' in state && state.termination_reason) entry.termination_reason = state.termination_reason
+        if ('termination_kind' in state && state.termination_kind) entry.termination_kind = state.termination_kind
+        if (state.status === 'terminated' && this.exitCode !== undefined) entry.exit_code = this.exitCode
+        return entry
+      }),
+    }
+    if (this.context.environment !== undefined) info.environment_name = this.context.environment
+    if (this.input.limits?.memory_limit_bytes !== undefined) info.max_mem_bytes = this.input.limits.memory_limit_bytes
+    return info
+  }
+}
+
+/** The result of a connect. */
+export interface ConnectResult {
+  backend: Backend
+  token: string
+  spawned: boolean
+}
+
+/** Every backend of one server, and their lifecycle. */
+export class Registry {
+  readonly #options: ResolvedDevOptions
+  readonly #backends = new Map<string, Backend>()
+  readonly #byKey = new Map<string, Backend>()
+  readonly #grants = new Map<string, Grant>()
+  readonly #ended: string[] = []
+  readonly #sweeper: NodeJS.Timeout
+  #closing = false
+  /** Where backends are reached (they are probed and proxied on this address). */
+  readonly backendHost = '127.0.0.1'
+
+  constructor(options: ResolvedDevOptions) {
+    this.#options = options
+    this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs)
+  }
+
+  /** The backend with this id, live or recently ended. */
+  get(id: string): Backend | undefined {
+    return this.#backends.get(id)
+  }
+
+  /** What a connection token grants, while its backend is alive. */
+  grant(token: string): Grant | undefined {
+    return this.#grants.get(token)
+  }
+
+  /** Backends that have not terminated yet. */
+  live(): Backend[] {
+    return [...this.#byKey.values()]
+  }
+
+  /** Returns the live backend holding `input.key` (with a fresh token), or spawns one. */
+  connect(input: ConnectInput, context: ConnectContext): ConnectResult {
+    if (this.#closing) throw new ApiProblem(503, 'ShuttingDown', 'the dev server is shutting down')
+    if (input.key !== undefined) {
+      const existing = this.#byKey.get(input.key)
+      if (existing) {
+        if (input.tag !== undefined && input.tag !== (existing.input.tag ?? '')) {
+          throw new ApiProblem(409, 'KeyHeld', 'the key is held by a backend with another tag')
+        }
+        return { backend: existing, token: this.#issue(existing, input), spawned: false }
+      }
+    }
+    if (!input.spawn) throw new ApiProblem(409, 'KeyUnheldNoSpawnConfig', 'no backend holds this key and spawn is false')
+    let id = randomName()
+    while (this.#backends.has(id)) id = randomName()
+    const backend = new Backend(id, input.key ?? `lk-${randomName()}`, input, context)
+    this.#backends.set(id, backend)
+    this.#byKey.set(backend.key, backend)
+    this.#advance(backend, { status: 'scheduled', time: new Date(backend.createdMs).toISOString() })
+    const token = this.#issue(backend, input)
+    // Answered first (status `scheduled`, as Plane), then started.
+    setImmediate(() => void this.#launch(backend))
+    return { backend, token, spawned: true }
+  }
+
+  /**
+   * Soft (SIGTERM, then SIGKILL after the grace period) or hard (SIGKILL) termination.
+   * Returns false when the backend has already terminated.
+   */
+  terminate(backend: Backend, hard: boolean, reason: TerminationReason): boolean {
+    if (backend.status === 'terminated') return false
+    if (hard) {
+      if (backend.status !== 'hard-terminating') this.#hardKill(backend, reason)
+      return true
+    }
+    if (backend.ending) return true
+    this.#advance(backend, { status: 'terminating', time: now(), termination_reason: reason, termination_kind: 'soft' })
+    if (backend.process) {
+      backend.process.kill('SIGTERM')
+      backend.timers.grace = setTimeout(() => this.#hardKill(backend, reason), this.#options.graceMs)
+    } else {
+      this.#finish(backend, undefined)
+    }
+    return true
+  }
+
+  /** Marks proxied traffic to a backend: a request or upgraded connection starts. */
+  begin(backend: Backend): void {
+    backend.open++
+    backend.lastActivity = Date.now()
+  }
+
+  /** The request or upgraded connection begun with {@link begin} is over. */
+  end(backend: Backend): void {
+    backend.open--
+    backend.lastActivity = Date.now()
+  }
+
+  /** Resolves once `backend` has terminated. */
+  whenTerminated(backend: Backend): Promise<void> {
+    if (backend.status === 'terminated') return Promise.resolve()
+    return new Promise((resolve) => {
+      const off = backend.onStatus((state) => {
+        if (state.status === 'terminated') {
+          off()
+          resolve()
+        }
+      })
+    })
+  }
+
+  /** Terminates every live backend (reason `external`) and resolves once all have terminated. */
+  async terminateAll(hard = false): Promise<void> {
+    const live = this.live()
+    for (const backend of live) this.terminate(backend, hard, 'external')
+    await Promise.all(live.map((b) => this.whenTerminated(b)))
+  }
+
+  /** Refuses new connects, terminates everything, waits until every process is gone. */
+  async close(): Promise<void> {
+    this.#closing = true
+    await this.terminateAll()
+    clearInterval(this.#sweeper)
+  }
+
+  /** `GET /v2/account/{account}/backends`. */
+  running(): RunningBackends {
+    return {
+      running_backends: this.live().map((b) => ({
+        id: b.id,
+        created_at: b.history[0]!.time,
+        account_name: b.context.account,
+        service_name: b.context.service,
+        status: { status: b.status, time: b.state.time },
+        key: b.key,
+      })),
+    }
+  }
+
+  #issue(backend: Backend, input: ConnectInput): string {
+    const token = randomToken()
+    this.#grants.set(token, { backend, user: input.user, userData: input.userData })
+    backend.tokens.add(token)
+    if (backend.tokens.size > MAX_TOKENS_PER_BACKEND) {
+      const oldest = backend.tokens.values().next().value as string
+      backend.tokens.delete(oldest)
+      this.#grants.delete(oldest)
+    }
+    return token
+  }
+
+  #emit(event: DevEvent): void {
+    try {
+      this.#options.onEvent?.(event)
+    } catch {
+      // A listener's bug must not break a backend's lifecycle.
+    }
+  }
+
+  #message(level: 'info' | 'warn' | 'error', text: string, backendId?: string): void {
+    this.#emit(backendId === undefined ? { type: 'message', level, text } : { type: 'message', level, text, backendId })
+  }
+
+  /** Applies a status if it moves forward (else drops it, as Plane does). */
+  #advance(backend: Backend, state: BackendState): boolean {
+    if (backend.history.length > 0 && statusRank(state.status) <= statusRank(backend.status)) return false
+    backend.history.push(state)
+    this.#emit({ type: 'status', backend: backend.summary(), state })
+    backend.emitStatus(state)
+    return true
+  }
+
+  async #launch(backend: Backend): Promise<void> {
+    const options = this.#options
+    try {
+      if (!this.#advance(backend, { status: 'loading', time: now() })) return
+      const env: Record<string, string> = {}
+      for (const [name, value] of Object.entries(options.env)) if (value !== undefined) env[name] = value
+      Object.assign(env, backend.input.env)
+      const mount = backend.input.mount
+      const [port, dataDir] = await Promise.all([
+        freePort(this.backendHost),
+        mount === undefined ? undefined : prepareMount(options.dataDir, options.cwd, backend.key, mount),
+      ])
+      if (backend.status !== 'loading') return // terminated meanwhile
+      const plan = planLimits(options.command, options.args, backend.input.limits)
+      for (const note of plan.notes) this.#message(note.includes('NOT') ? 'warn' : 'info', note, backend.id)
+      env.PORT = String(port)
+      env.SESSION_BACKEND_ID = backend.id
+      env.SESSION_BACKEND_KEY = backend.key
+      env.SESSION_BACKEND_FENCING_TOKEN = String(backend.fencingToken)
+      if (dataDir !== undefined) env.SESSION_BACKEND_DATA_DIR = dataDir
+      backend.port = port
+      this.#advance(backend, { status: 'starting', time: now() })
+      backend.timers.startup = setTimeout(() => {
+        if (statusRank(backend.status) < statusRank('ready')) this.#hardKill(backend, 'startuptimeout')
+      }, options.startupTimeoutMs)
+      backend.process = new BackendProcess(
+        { command: plan.command, args: plan.args, cwd: options.cwd, env },
+        {
+          onSpawn: () => {
+            if (!this.#advance(backend, { status: 'waiting', time: now() })) return
+            backend.timers.stopProbe = probeUntilReady(this.backendHost, port, options.probeIntervalMs, () => {
+              clearTimeout(backend.timers.startup)
+              this.#advance(backend, { status: 'ready', time: now() })
+            })
+            if (plan.memoryLimitBytes !== undefined) this.#watchMemory(backend, plan.memoryLimitBytes)
+          },
+          onLine: (stream, text) => this.#log(backend, stream, text),
+          onError: (error) => {
+            this.#message('error', `could not start ${options.command}: ${error.message}`, backend.id)
+            this.#finish(backend, 'failed')
+          },
+          onExit: (code, signal) => {
+            backend.exitCode = code
+            if (!backend.ending) {
+              this.#message(code === 0 ? 'info' : 'warn', `exited on its own with ${signal ?? `code ${code}`}`, backend.id)
+            }
+            this.#finish(backend, code)
+          },
+        },
+      )
+    } catch (error) {
+      this.#message('error', `could not start: ${(error as Error).message}`, backend.id)
+      this.#finish(backend, 'failed')
+    }
+  }
+
+  #watchMemory(backend: Backend, limit: number): void {
+    backend.timers.memory = setInterval(() => {
+      const pid = backend.process?.pid
+      const rss = pid === undefined ? undefined : readRss(pid)
+      if (rss !== undefined && rss > limit) {
+        clearInterval(backend.timers.memory)
+        this.#message('warn', `killed: resident memory ${rss} bytes is over memory_limit_bytes ${limit}`, backend.id)
+        backend.process!.kill('SIGKILL')
+      }
+    }, this.#options.memoryCheckIntervalMs)
+  }
+
+  #hardKill(backend: Backend, reason: TerminationReason): void {
+    clearTimeout(backend.timers.grace)
+    if (!this.#advance(backend, { status: 'hard-terminating', time: now(), termination_reason: reason, termination_kind: 'hard' })) return
+    if (backend.process) backend.process.kill('SIGKILL')
+    else this.#finish(backend, undefined)
+  }
+
+  #log(backend: Backend, stream: 'stdout' | 'stderr', text: string): void {
+    const line: BackendLogLine = { backendId: backend.id, stream, text, time: now() }
+    backend.logs.push(line)
+    if (backend.logs.length > this.#options.logLines) backend.logs.shift()
+    this.#emit({ type: 'log', key: backend.key, line })
+    backend.emitLog(line)
+  }
+
+  /** → terminated. `exit` is the exit code, 'failed' when it never started, undefined when it never ran. */
+  #finish(backend: Backend, exit: number | 'failed' | undefined): void {
+    const t = backend.timers
+    clearTimeout(t.grace)
+    clearTimeout(t.startup)
+    clearInterval(t.memory)
+    t.stopProbe?.()
+    const last = backend.state
+    const state: TerminatedState = { status: 'terminated', time: now() }
+    if (last.status === 'terminating' || last.status === 'hard-terminating') {
+      state.termination_reason = last.termination_reason
+      state.termination_kind = last.termination_kind ?? ((last.status === 'terminating' ? 'soft' : 'hard') as TerminationKind)
+    } else if (exit === 'failed') {
+      state.termination_reason = 'internalerror'
+    }
+    if (exit !== undefined) state.exit_error = exit === 'failed' || exit !== 0
+    if (!this.#advance(backend, state)) return
+    if (this.#byKey.get(backend.key) === backend) this.#byKey.delete(backend.key)
+    for (const token of backend.tokens) this.#grants.delete(token)
+    backend.tokens.clear()
+    this.#ended.push(backend.id)
+    while (this.#ended.length > this.#options.keepEnded) this.#backends.delete(this.#ended.shift()!)
+  }
+
+  #sweep(): void {
+    const at = Date.now()
+    for (const backend of this.#byKey.values()) {
+      if (backend.ending || backend.status === 'scheduled') continue
+      const idle = backend.input.maxIdleSeconds ?? this.#options.defaultMaxIdleSeconds
+      const lifetime = backend.input.lifetimeSeconds
+      const idleOut = idle > 0 && backend.open === 0 && at - backend.lastActivity >= idle * 1000
+      const expired = lifetime !== undefined && lifetime > 0 && at - backend.createdMs >= lifetime * 1000
+      if (idleOut || expired) {
+        this.#message('info', expired ? 'lifetime limit reached' : `idle for ${idle} s`, backend.id)
+        this.terminate(backend, false, 'swept')
+      }
+    }
+  }
+}

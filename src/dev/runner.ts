@@ -1,0 +1,188 @@
+/**
+ * The process runner: one backend = one local process in its own process group, its output split
+ * into lines, signals sent to the whole group, and the readiness probe (`HEAD /` answered with
+ * `HTTP/`, as Plane's drone checks it).
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { connect, createServer, type Socket } from 'node:net'
+
+/** What to run. */
+export interface RunSpec {
+  command: string
+  args: readonly string[]
+  cwd: string
+  env: Record<string, string>
+}
+
+/** What the runner reports. None of these may throw. */
+export interface RunHandlers {
+  /** The process started. */
+  onSpawn(pid: number): void
+  /** One line of output (without its line break). */
+  onLine(stream: 'stdout' | 'stderr', text: string): void
+  /** The process could not be started (e.g. the command does not exist). */
+  onError(error: Error): void
+  /** The process exited and its output is drained; `code` is 128 + signal number when it was killed. */
+  onExit(code: number, signal: NodeJS.Signals | null): void
+}
+
+const SIGNAL_NUMBERS: Partial<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15, SIGXCPU: 24, SIGXFSZ: 25 }
+
+// After the process exits, its output pipes stay open while something else in the group holds them;
+// the group is killed then, so this only bounds a process that left the group (setsid).
+const DRAIN_MS = 500
+
+/** A running backend process. */
+export class BackendProcess {
+  readonly #child: ChildProcess
+  #pid: number | undefined
+  #exited = false
+  #failed = false
+
+  constructor(spec: RunSpec, handlers: RunHandlers) {
+    // detached: the child leads a new process group, so that signals reach whatever it starts too.
+    const child = spawn(spec.command, [...spec.args], { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.#child = child
+    let exit: { code: number; signal: NodeJS.Signals | null } | undefined
+    let drainTimer: NodeJS.Timeout | undefined
+    let reported = false
+    const report = () => {
+      if (reported || exit === undefined) return
+      reported = true
+      if (drainTimer) clearTimeout(drainTimer)
+      flush('stdout')
+      flush('stderr')
+      handlers.onExit(exit.code, exit.signal)
+    }
+    const rest = { stdout: '', stderr: '' }
+    const flush = (stream: 'stdout' | 'stderr') => {
+      if (rest[stream] !== '') handlers.onLine(stream, rest[stream])
+      rest[stream] = ''
+    }
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const readable = child[stream]!
+      readable.setEncoding('utf8')
+      readable.on('data', (chunk: string) => {
+        const lines = (rest[stream] + chunk).split('\n')
+        rest[stream] = lines.pop()!
+        for (const line of lines) handlers.onLine(stream, line.endsWith('\r') ? line.slice(0, -1) : line)
+      })
+      readable.on('error', () => {})
+    }
+    child.on('spawn', () => {
+      this.#pid = child.pid
+      handlers.onSpawn(child.pid!)
+    })
+    child.on('error', (error) => {
+      // 'error' without 'spawn' means it never started; after a start it is a failed kill(): ignore.
+      if (this.#pid === undefined && !this.#failed) {
+        this.#failed = true
+        this.#exited = true
+        handlers.onError(error)
+      }
+    })
+    child.on('exit', (code, signal) => {
+      this.#exited = true
+      exit = { code: code ?? 128 + (signal ? (SIGNAL_NUMBERS[signal] ?? 0) : 0), signal }
+      // Whatever the backend started is part of its group: nothing may outlive it.
+      this.#signalGroup('SIGKILL')
+      drainTimer = setTimeout(() => {
+        child.stdout?.destroy()
+        child.stderr?.destroy()
+        report()
+      }, DRAIN_MS)
+    })
+    child.on('close', report)
+  }
+
+  /** The process id (also its process group id), once started. */
+  get pid(): number | undefined {
+    return this.#pid
+  }
+
+  /** True once the process has exited (or never started). */
+  get exited(): boolean {
+    return this.#exited
+  }
+
+  /** Sends `signal` to the whole process group. False when there is nothing left to signal. */
+  kill(signal: NodeJS.Signals): boolean {
+    return this.#signalGroup(signal)
+  }
+
+  #signalGroup(signal: NodeJS.Signals): boolean {
+    const pid = this.#pid ?? this.#child.pid
+    if (pid === undefined) return false
+    try {
+      process.kill(-pid, signal)
+      return true
+    } catch {
+      return false // ESRCH: the group is gone
+    }
+  }
+}
+
+/** Asks the OS for a free TCP port on `host` (released at once, so the backend can bind it). */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, host, () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+const PROBE = Buffer.from('HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+const ATTEMPT_MS = 1000
+
+/**
+ * Probes `host:port` every `intervalMs` until a `HEAD /` is answered with something starting with
+ * `HTTP/` (any status counts), then calls `onReady` once. Returns a function that stops probing.
+ */
+export function probeUntilReady(host: string, port: number, intervalMs: number, onReady: () => void): () => void {
+  let stopped = false
+  let socket: Socket | undefined
+  let timer: NodeJS.Timeout | undefined
+  const attempt = () => {
+    timer = undefined
+    if (stopped) return
+    let answer = ''
+    let done = false
+    const s = connect({ host, port })
+    socket = s
+    s.setTimeout(ATTEMPT_MS)
+    const retry = () => {
+      if (done) return
+      done = true
+      s.destroy()
+      if (!stopped) timer = setTimeout(attempt, intervalMs)
+    }
+    s.on('connect', () => s.write(PROBE))
+    s.on('data', (chunk: Buffer) => {
+      if (done) return
+      answer += chunk.toString('latin1')
+      if (answer.length < 5) return
+      if (answer.startsWith('HTTP/')) {
+        done = true
+        s.destroy()
+        if (!stopped) {
+          stopped = true
+          onReady()
+        }
+      } else retry()
+    })
+    s.on('timeout', retry)
+    s.on('error', retry)
+    s.on('close', retry)
+  }
+  attempt()
+  return () => {
+    stopped = true
+    if (timer) clearTimeout(timer)
+    socket?.destroy()
+  }
+}

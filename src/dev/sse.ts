@@ -1,0 +1,103 @@
+/**
+ * The server's event streams, framed as Plane frames them: `data:{json}` + `id:{status}`, no
+ * `event:`/`retry:`, a `:` comment after `keepAliveMs` of silence. The status stream replays the
+ * history (after `Last-Event-ID`), then follows live and ends after `terminated`; the log stream
+ * replays the buffered output, then follows, and ends once the backend has terminated.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { isBackendStatus, statusRank, type BackendState } from '../wire.js'
+import type { Backend, BackendLogLine } from './registry.js'
+import { CORS_HEADERS } from './respond.js'
+
+/** An open `text/event-stream` response with its keep-alive timer. */
+class EventStream {
+  readonly #res: ServerResponse
+  readonly #timer: NodeJS.Timeout
+  #closed = false
+  #onClose: Array<() => void> = []
+
+  constructor(req: IncomingMessage, res: ServerResponse, keepAliveMs: number, cors: boolean) {
+    this.#res = res
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      ...(cors ? CORS_HEADERS : {}),
+    })
+    res.flushHeaders()
+    this.#timer = setInterval(() => this.#write(':\n\n'), keepAliveMs)
+    const onGone = () => this.close()
+    req.on('close', onGone)
+    res.on('close', onGone)
+    res.on('error', onGone)
+  }
+
+  /** Runs `fn` when the stream ends, whoever ends it. */
+  onClose(fn: () => void): void {
+    if (this.#closed) fn()
+    else this.#onClose.push(fn)
+  }
+
+  /** Writes one event. */
+  send(data: string, id?: string): void {
+    this.#write(id === undefined ? `data:${data}\n\n` : `data:${data}\nid:${id}\n\n`)
+    this.#timer.refresh() // the keep-alive counts silence, not time
+  }
+
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    clearInterval(this.#timer)
+    if (!this.#res.writableEnded) this.#res.end()
+    for (const fn of this.#onClose.splice(0)) fn()
+  }
+
+  #write(text: string): void {
+    if (!this.#closed && !this.#res.writableEnded) this.#res.write(text)
+  }
+}
+
+/** The rank after which a resuming client wants events: from `Last-Event-ID` (a status), else 0. */
+function resumeRank(req: IncomingMessage): number {
+  const id = req.headers['last-event-id']
+  const value = (Array.isArray(id) ? id[0] : id)?.trim()
+  return isBackendStatus(value) ? statusRank(value) : 0
+}
+
+/** `GET /v2/backend/{id}/status/stream`. */
+export function streamStatus(req: IncomingMessage, res: ServerResponse, backend: Backend, keepAliveMs: number): void {
+  const stream = new EventStream(req, res, keepAliveMs, true)
+  let sent = resumeRank(req)
+  const send = (state: BackendState) => {
+    const rank = statusRank(state.status)
+    if (rank <= sent) return
+    sent = rank
+    stream.send(JSON.stringify(state), state.status)
+    if (state.status === 'terminated') stream.close()
+  }
+  for (const state of backend.history) send(state)
+  if (backend.status === 'terminated') {
+    stream.close()
+    return
+  }
+  stream.onClose(backend.onStatus(send))
+}
+
+/** `GET /v2/backend/{id}/logs/stream`: one event per output line. */
+export function streamLogs(req: IncomingMessage, res: ServerResponse, backend: Backend, keepAliveMs: number): void {
+  const stream = new EventStream(req, res, keepAliveMs, false)
+  const send = (line: BackendLogLine) => stream.send(line.text.replace(/[\r\n]/g, ' '))
+  for (const line of backend.logs) send(line)
+  if (backend.status === 'terminated') {
+    stream.close()
+    return
+  }
+  stream.onClose(backend.onLog(send))
+  // Output is drained before `terminated` is applied, so nothing is lost by ending here.
+  stream.onClose(
+    backend.onStatus((state) => {
+      if (state.status === 'terminated') stream.close()
+    }),
+  )
+}
