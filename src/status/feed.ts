@@ -92,6 +92,19 @@ const HEALTHY_AFTER_MS = 30_000
 /** Calls the global fetch at call time (a polyfill or mock installed later is honoured). */
 const globalFetch: FetchLike = (input, init) => globalThis.fetch(input, init)
 
+/**
+ * A throwing listener must not break following or the other listeners: report its error the way
+ * an EventTarget does (`reportError` where it exists, else thrown outside this call stack).
+ */
+function reportListenerError(error: unknown): void {
+  const report = (globalThis as { reportError?: (error: unknown) => void }).reportError
+  if (typeof report === 'function') report(error)
+  else
+    queueMicrotask(() => {
+      throw error
+    })
+}
+
 /** `{status_url}/stream`, keeping a query string in place (`…/status?x=1` → `…/status/stream?x=1`). */
 export function statusStreamUrl(statusUrl: string): string {
   const cut = statusUrl.search(/[?#]/)
@@ -145,6 +158,8 @@ export class StatusFeed {
   readonly #settings: Settings
   #state: BackendState
   #rank: number
+  /** The state is still the one derived from the connect response: the stream's own copy of that status replaces it. */
+  #provisional = true
   /** The last `id:` the server gave (sent back as `Last-Event-ID`). */
   #lastEventId: string | undefined
   /** The server's `retry:` (replaces minDelayMs). */
@@ -160,8 +175,8 @@ export class StatusFeed {
     this.#backendId = response.backend_id
     this.#url = statusStreamUrl(response.status_url)
     this.#settings = resolveSettings(options)
-    // Before the stream says anything, the state is the connect response's status. (For an ending
-    // status the response carries no termination_reason; the stream fills it in.)
+    // Before the stream says anything, the state is the connect response's status (provisional: for
+    // an ending status the response carries no termination_reason; the stream's copy fills it in).
     this.#state = { status: response.status, time: new Date().toISOString() } as BackendState
     this.#rank = statusRank(response.status)
     if (response.status === 'terminated') this.#ended = true
@@ -265,19 +280,20 @@ export class StatusFeed {
       try {
         listener(event)
       } catch (error) {
-        // A throwing listener must not break following or the other listeners: report it the way
-        // an EventTarget does, outside this call stack.
-        queueMicrotask(() => {
-          throw error
-        })
+        reportListenerError(error)
       }
     }
   }
 
-  /** The replay rule: keep the highest rank seen, drop anything at or below it. */
+  /**
+   * The replay rule: keep the highest rank seen, drop anything at or below it. The one exception is
+   * the status the connect response named: the server's own copy of it (real time, termination
+   * reason) is delivered once, replacing the provisional state.
+   */
   #accept(state: BackendState): boolean {
     const rank = statusRank(state.status)
-    if (rank <= this.#rank) return false
+    if (rank < this.#rank || (rank === this.#rank && !this.#provisional)) return false
+    this.#provisional = false
     this.#rank = rank
     this.#state = state
     if (state.status === 'terminated') {

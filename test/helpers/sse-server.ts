@@ -34,6 +34,8 @@ export interface Connection {
 export type Script = (connection: Connection) => void | Promise<void>
 
 export interface RecordedRequest {
+  /** The request URL (path and query). */
+  url: string
   path: string
   index: number
   lastEventId: string | undefined
@@ -63,7 +65,7 @@ export async function startSseServer(script: Script): Promise<SseServer> {
     counts.set(path, index + 1)
     const header = req.headers['last-event-id']
     const lastEventId = typeof header === 'string' ? header : undefined
-    requests.push({ path, index, lastEventId, accept: req.headers.accept })
+    requests.push({ url: req.url ?? '/', path, index, lastEventId, accept: req.headers.accept })
     let opened = false
     const gone = new Promise<void>((resolve) => res.on('close', () => resolve()))
     const connection: Connection = {
