@@ -1,0 +1,28 @@
+import { build } from 'esbuild'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+
+const entry = fileURLToPath(new URL('../../src/status/index.ts', import.meta.url))
+
+describe('the status module in a browser', () => {
+  it('bundles for the browser with no Node built-ins', async () => {
+    const result = await build({
+      entryPoints: [entry],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      target: 'es2022',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    })
+    expect(result.errors).toEqual([])
+    const inputs = Object.keys(result.metafile.inputs)
+    expect(inputs.some((p) => p.includes('eventsource-parser'))).toBe(true)
+    expect(inputs.some((p) => p.includes('mitt'))).toBe(true)
+    expect(inputs.filter((p) => p.startsWith('node:') || p.includes('src/client'))).toEqual([])
+    const code = result.outputFiles[0]!.text
+    expect(code).not.toMatch(/\bfrom\s*["']node:|require\(\s*["']/)
+    expect(code).not.toMatch(/\bprocess\.|\bBuffer\b/)
+  })
+})
