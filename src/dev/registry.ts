@@ -169,6 +169,8 @@ export class Registry {
   readonly #byKey = new Map<string, Backend>()
   readonly #grants = new Map<string, Grant>()
   readonly #ended: string[] = []
+  /** Processes whose group may still have members (killed children not yet reaped). */
+  readonly #processes = new Set<BackendProcess>()
   readonly #sweeper: NodeJS.Timeout
   #closing = false
   /** Where backends are reached (they are probed and proxied on this address). */
@@ -277,6 +279,7 @@ export class Registry {
     this.#closing = true
     await this.terminateAll()
     clearInterval(this.#sweeper)
+    await Promise.all([...this.#processes].map((p) => p.gone()))
   }
 
   /** `GET /v2/account/{account}/backends`. */
@@ -351,7 +354,7 @@ export class Registry {
       backend.timers.startup = setTimeout(() => {
         if (statusRank(backend.status) < statusRank('ready')) this.#hardKill(backend, 'startuptimeout')
       }, options.startupTimeoutMs)
-      backend.process = new BackendProcess(
+      const proc = new BackendProcess(
         { command: plan.command, args: plan.args, cwd: options.cwd, env },
         {
           onSpawn: () => {
@@ -365,6 +368,7 @@ export class Registry {
           onLine: (stream, text) => this.#log(backend, stream, text),
           onError: (error) => {
             this.#message('error', `could not start ${options.command}: ${error.message}`, backend.id)
+            this.#processes.delete(proc)
             this.#finish(backend, 'failed')
           },
           onExit: (code, signal) => {
@@ -373,9 +377,12 @@ export class Registry {
               this.#message(code === 0 ? 'info' : 'warn', `exited on its own with ${signal ?? `code ${code}`}`, backend.id)
             }
             this.#finish(backend, code)
+            void proc.gone().then(() => this.#processes.delete(proc))
           },
         },
       )
+      backend.process = proc
+      this.#processes.add(proc)
     } catch (error) {
       this.#message('error', `could not start: ${(error as Error).message}`, backend.id)
       this.#finish(backend, 'failed')

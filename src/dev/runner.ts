@@ -110,7 +110,18 @@ export class BackendProcess {
     return this.#signalGroup(signal)
   }
 
-  #signalGroup(signal: NodeJS.Signals): boolean {
+  /**
+   * Resolves once no process of the group is left in the process table, i.e. also the killed
+   * children have been reaped (by init, which can take a second), or after `timeoutMs`.
+   */
+  async gone(timeoutMs = 5000): Promise<void> {
+    const end = Date.now() + timeoutMs
+    while ((!this.#exited || this.#signalGroup(0)) && Date.now() < end) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+
+  #signalGroup(signal: NodeJS.Signals | 0): boolean {
     const pid = this.#pid ?? this.#child.pid
     if (pid === undefined) return false
     try {

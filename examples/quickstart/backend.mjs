@@ -1,0 +1,31 @@
+// A session backend: plain node:http plus a WebSocket echo (the `ws` package).
+// It listens on PORT, counts requests (the state of this one backend), and echoes the identity
+// headers the proxy adds: x-verified-username, x-verified-user-data, x-verified-backend, …
+import { createServer } from 'node:http'
+import { WebSocketServer } from 'ws'
+
+let requests = 0
+const id = process.env.SESSION_BACKEND_ID
+const key = process.env.SESSION_BACKEND_KEY
+
+const server = createServer((req, res) => {
+  if (req.method !== 'HEAD') requests++ // HEAD / is the server's readiness probe
+  const verified = Object.fromEntries(Object.entries(req.headers).filter(([name]) => name.startsWith('x-verified-') && name !== 'x-verified-secret'))
+  res.writeHead(200, { 'content-type': 'application/json' })
+  res.end(JSON.stringify({ backend: id, key, path: req.url, requests, verified }))
+})
+
+const wss = new WebSocketServer({ server })
+wss.on('connection', (socket) => {
+  socket.on('message', (data) => socket.send(`echo from ${id}: ${data}`))
+})
+
+server.listen(Number(process.env.PORT), () => console.log(`backend ${id} (key ${key}) listening on ${process.env.PORT}`))
+
+// Exit cleanly on SIGTERM (a soft terminate): the backend then ends with exit_error false.
+process.on('SIGTERM', () => {
+  console.log('SIGTERM: saving and exiting')
+  wss.close()
+  server.close(() => process.exit(0))
+  server.closeAllConnections()
+})

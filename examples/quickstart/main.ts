@@ -1,0 +1,76 @@
+/**
+ * Quickstart: start the local server in-process, spawn a session backend with a key, follow its
+ * status live, talk to it over HTTP and WebSocket through the proxy, connect the same key again,
+ * terminate it. Run with `npm run demo` (no account, nothing else to install).
+ */
+import { fileURLToPath } from 'node:url'
+import WebSocket from 'ws'
+import { startDevServer } from '../../src/dev/index.js'
+import { Jamsocket } from '../../src/index.js'
+
+const t0 = Date.now()
+const at = () => `+${String(Date.now() - t0).padStart(4)} ms`
+const backendFile = fileURLToPath(new URL('./backend.mjs', import.meta.url))
+
+// 1. The local server: the Jamsocket v2 API on one port, the backend proxy on another (0 = any free).
+const dev = await startDevServer({
+  command: [process.execPath, backendFile],
+  port: 0,
+  proxyPort: 0,
+  onEvent: (event) => {
+    if (event.type === 'log') console.log(`${at()}   [${event.line.backendId.slice(0, 6)}] ${event.line.text}`)
+  },
+})
+console.log(`${at()} dev server: API ${dev.apiUrl}, proxy ${dev.proxyUrl}`)
+
+try {
+  // 2. The same client you would use against the hosted platform, in dev mode.
+  const jamsocket = new Jamsocket({ dev: true, port: dev.port })
+  const backend = await jamsocket.connect({ key: 'doc-42', user: 'ada', auth: { role: 'editor' } })
+  console.log(`${at()} connect: backend ${backend.backend_id}, spawned=${backend.spawned}, status=${backend.status}`)
+
+  const transitions: string[] = []
+  backend.on('status', (state) => {
+    transitions.push(state.status)
+    const why = 'termination_reason' in state && state.termination_reason ? ` (${state.termination_reason})` : ''
+    console.log(`${at()} status: ${state.status}${why} at ${state.time}`)
+  })
+  const terminated = new Promise((resolve) => backend.once('terminated', resolve))
+
+  await backend.waitUntilReady({ timeoutMs: 10_000 })
+  console.log(`${at()} ready: ${backend.url.replace(backend.token, '<token>')}`)
+
+  // 3. HTTP through the proxy: the token in the URL identifies the backend and the user.
+  for (const path of ['hello', 'again?x=1']) {
+    const answer = (await (await fetch(`${backend.url}${path}`)).json()) as { requests: number; verified: Record<string, string> }
+    console.log(`${at()} GET /${path} → requests=${answer.requests}, user=${answer.verified['x-verified-username']}, data=${answer.verified['x-verified-user-data']}`)
+  }
+
+  // 4. A WebSocket through the proxy.
+  const socket = new WebSocket(`${backend.url.replace(/^http/, 'ws')}ws`)
+  const echo = await new Promise<string>((resolve, reject) => {
+    socket.once('open', () => socket.send('hello over WebSocket'))
+    socket.once('message', (data) => resolve(String(data)))
+    socket.once('error', reject)
+  })
+  socket.close()
+  console.log(`${at()} WebSocket: ${echo}`)
+
+  // 5. The same key again: the same backend (spawned=false) and a fresh connection token.
+  const again = await jamsocket.connect({ key: 'doc-42' })
+  console.log(`${at()} connect again: backend ${again.backend_id}, spawned=${again.spawned}, same=${again.backend_id === backend.backend_id}, new token=${again.token !== backend.token}`)
+
+  // 6. Terminate (soft: SIGTERM, then SIGKILL after the grace period) and wait for the end.
+  await jamsocket.terminate(backend.backend_id)
+  const final = (await terminated) as { termination_reason?: string; exit_error?: boolean }
+  backend.close()
+  again.close()
+
+  console.log(`\nSummary`)
+  console.log(`  statuses seen: ${transitions.join(' → ')}`)
+  console.log(`  ended: reason=${final.termination_reason}, exit_error=${final.exit_error}`)
+  console.log(`  same backend on reconnect: ${again.backend_id === backend.backend_id && !again.spawned}`)
+} finally {
+  await dev.close()
+  console.log(`${at()} dev server closed, no backend process left`)
+}

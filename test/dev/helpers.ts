@@ -1,0 +1,154 @@
+/**
+ * Helpers of the local-server tests: a server per test with short timings (cleaned up after each
+ * test), waiting for conditions with a deadline (never fixed sleeps), raw API calls, SSE reading,
+ * and the process-table check.
+ */
+import { request } from 'node:http'
+import { fileURLToPath } from 'node:url'
+import { afterEach } from 'vitest'
+import { startDevServer, type DevEvent, type DevServer, type DevServerOptions } from '../../src/dev/index.js'
+import type { BackendState, ConnectResponse } from '../../src/wire.js'
+
+export type Fixture = 'listen' | 'crash' | 'never-listens' | 'ignore-sigterm'
+
+export function fixture(name: Fixture): string {
+  return fileURLToPath(new URL(`./fixtures/${name}.mjs`, import.meta.url))
+}
+
+const servers: DevServer[] = []
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()))
+})
+
+/** A started server plus what it reported through `onEvent`. */
+export interface TestServer extends DevServer {
+  events: DevEvent[]
+}
+
+/** Starts a server running `name` on free ports with short timings; closed after the test. */
+export async function startServer(name: Fixture, options: Partial<DevServerOptions> = {}): Promise<TestServer> {
+  const events: DevEvent[] = []
+  const server = await startDevServer({
+    command: [process.execPath, fixture(name)],
+    port: 0,
+    proxyPort: 0,
+    graceMs: 2000,
+    startupTimeoutMs: 15_000,
+    sweepIntervalMs: 20,
+    readyWaitMs: 5000,
+    holdMs: 10_000,
+    onEvent: (event) => events.push(event),
+    ...options,
+  })
+  servers.push(server)
+  return Object.assign(server, { events })
+}
+
+/** Polls `check` until it returns a truthy value (returned) or `timeoutMs` passes (throws). */
+export async function eventually<T>(check: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value) return value
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+/** POSTs a connect with `body` (an object, or raw text). */
+export async function connectRaw(server: DevServer, body: unknown = {}): Promise<ConnectResponse> {
+  const response = await fetch(`${server.apiUrl}/v2/service/acct/svc/connect`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer anything' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  })
+  if (response.status !== 200) throw new Error(`connect answered ${response.status}: ${await response.text()}`)
+  return (await response.json()) as ConnectResponse
+}
+
+export async function statusOf(server: DevServer, id: string): Promise<BackendState> {
+  return (await (await fetch(`${server.apiUrl}/v2/backend/${id}/status`)).json()) as BackendState
+}
+
+/** Waits until the backend reaches `status` (or later) and returns its state. */
+export function waitStatus(server: DevServer, id: string, status: BackendState['status']): Promise<BackendState> {
+  const order = ['scheduled', 'loading', 'starting', 'waiting', 'ready', 'terminating', 'hard-terminating', 'terminated']
+  return eventually(async () => {
+    const state = await statusOf(server, id)
+    return order.indexOf(state.status) >= order.indexOf(status) ? state : undefined
+  }, `${id} to be ${status}`)
+}
+
+/** One server-sent event as received. */
+export interface SseEvent {
+  data?: string
+  id?: string
+  comment?: boolean
+}
+
+/**
+ * Reads an SSE response until it ends or `stop(events)` says so; returns the events.
+ * The body is read raw so that the exact framing (no space after the colon) can be asserted.
+ */
+export async function readSse(url: string, headers: Record<string, string> = {}, stop?: (events: SseEvent[]) => boolean): Promise<{ events: SseEvent[]; raw: string; status: number; headers: Headers }> {
+  const controller = new AbortController()
+  const response = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: controller.signal })
+  const events: SseEvent[] = []
+  let raw = ''
+  if (!response.body) return { events, raw, status: response.status, headers: response.headers }
+  const decoder = new TextDecoder()
+  let pending = ''
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      const text = decoder.decode(chunk, { stream: true })
+      raw += text
+      pending += text
+      let end: number
+      while ((end = pending.indexOf('\n\n')) !== -1) {
+        const block = pending.slice(0, end)
+        pending = pending.slice(end + 2)
+        const event: SseEvent = {}
+        for (const line of block.split('\n')) {
+          if (line.startsWith(':')) event.comment = true
+          else if (line.startsWith('data:')) event.data = line.slice(5)
+          else if (line.startsWith('id:')) event.id = line.slice(3)
+        }
+        events.push(event)
+      }
+      if (stop?.(events)) break
+    }
+  } finally {
+    controller.abort()
+  }
+  return { events, raw, status: response.status, headers: response.headers }
+}
+
+/** The statuses of the data events. */
+export function statuses(events: SseEvent[]): string[] {
+  return events.filter((e) => e.data !== undefined).map((e) => (JSON.parse(e.data!) as BackendState).status)
+}
+
+/** True while a process with this pid exists (`kill(pid, 0)` does not throw ESRCH). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH'
+  }
+}
+
+/** A raw HTTP request (for headers fetch does not let us set, like Host). */
+export function rawRequest(url: string, options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(options.body)
+  })
+}
