@@ -5,6 +5,7 @@
  */
 import { checkMs, type FetchLike } from '../abort.js'
 import { ProtocolError } from '../errors.js'
+import { BackendPool, type BackendPoolOptions } from '../pool/pool.js'
 import { BackendHandle, type BackendHandleOptions } from '../status/handle.js'
 import {
   type BackendState,
@@ -133,6 +134,14 @@ export class Jamsocket {
    */
   handle(connectResponse: ConnectResponse): BackendHandle {
     return new BackendHandle(parseConnectResponse(connectResponse), this.#handleOptions)
+  }
+
+  /**
+   * A {@link BackendPool} over this client: concurrent connects for one key and identity share one
+   * call, and all handles of a backend share one status stream.
+   */
+  pool(options?: BackendPoolOptions): BackendPool {
+    return new BackendPool(this, options)
   }
 
   /**
