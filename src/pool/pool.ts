@@ -1,4 +1,4 @@
-import { checkMs, deadline } from '../abort.js'
+import { checkMs, deadline, type Deadline } from '../abort.js'
 import type { Jamsocket } from '../client/jamsocket.js'
 import { BackendTerminatedError, JamsocketError } from '../errors.js'
 import { StatusFeed, type StatusFeedOptions } from '../status/feed.js'
@@ -125,17 +125,7 @@ export class BackendPool {
     checkMs('timeoutMs', options.timeoutMs)
     if (this.#closed.signal.aborted) return Promise.reject(new JamsocketError('the pool is closed'))
 
-    const id = identityOf(request)
-    const entry = this.#touch(id, request.key)
-    const reused = this.#reusable(entry)
-    if (reused) {
-      this.#stats.hits++
-      return Promise.resolve(this.#wrap(reused))
-    }
-    let flight = entry.flight
-    if (flight) this.#stats.coalesced++
-    else flight = this.#fly(id, entry, request)
-    return this.#wait(flight, options)
+    return this.#connectShared(identityOf(request), request, options)
   }
 
   /** The last handed-out backend for `key` (any identity), or undefined. Makes no request. */
@@ -229,26 +219,52 @@ export class BackendPool {
         flight.settled = true
         // Failures are not cached: the next connect calls again.
         if (entry.flight === flight) entry.flight = undefined
-        if (!entry.response && this.#entries.get(id) === entry) this.#entries.delete(id)
+        // Drop an entry left empty, but never one a newer call has taken over meanwhile.
+        if (!entry.response && !entry.flight && this.#entries.get(id) === entry) this.#entries.delete(id)
       },
     )
     return flight
   }
 
-  /** One caller's wait on a shared call: its own signal and timeout reject only it. */
-  async #wait(flight: Flight, options: PoolConnectOptions): Promise<BackendHandle> {
+  /**
+   * One caller's connect: reuse, join the call in flight, or start one (synchronously, before the
+   * first await, so that a concurrent caller joins it).
+   */
+  async #connectShared(id: string, request: PoolConnectRequest, options: PoolConnectOptions): Promise<BackendHandle> {
     const limit = deadline(options.signal, options.timeoutMs, 'pool.connect()')
+    try {
+      for (let again = 0; ; again++) {
+        const entry = this.#touch(id, request.key)
+        const reused = this.#reusable(entry)
+        if (reused) {
+          this.#stats.hits++
+          return this.#wrap(reused)
+        }
+        let flight = entry.flight
+        if (flight) this.#stats.coalesced++
+        else flight = this.#fly(id, entry, request)
+        const response = await this.#join(flight, limit)
+        // The backend may have ended between its answer and this caller's turn: never hand it out.
+        if (!this.#terminated.has(response.backend_id)) return this.#wrap(response)
+        if (again >= this.#maxRespawns) throw new BackendTerminatedError(response.backend_id, { status: 'terminated', time: new Date().toISOString() })
+        if (this.#closed.signal.aborted) throw this.#closed.signal.reason
+      }
+    } finally {
+      limit.dispose()
+    }
+  }
+
+  /** Waits on a shared call: the caller's own signal and timeout reject only it. */
+  async #join(flight: Flight, limit: Deadline): Promise<ConnectResponse> {
     flight.waiters++
     try {
-      const response = await new Promise<ConnectResponse>((resolve, reject) => {
+      return await new Promise<ConnectResponse>((resolve, reject) => {
         const onAbort = () => reject(limit.reason())
         if (limit.signal.aborted) return onAbort()
         limit.signal.addEventListener('abort', onAbort, { once: true })
         flight.promise.then(resolve, reject).finally(() => limit.signal.removeEventListener('abort', onAbort))
       })
-      return this.#wrap(response)
     } finally {
-      limit.dispose()
       flight.waiters--
       // The last waiter gone: nobody wants the answer, so stop the call (a new caller starts afresh).
       if (flight.waiters === 0 && !flight.settled) flight.abandon(limit.reason())
