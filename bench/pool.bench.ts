@@ -1,0 +1,76 @@
+/**
+ * What the pool saves: 10,000 concurrent `pool.connect({ key }) + waitUntilReady()` over 100 keys
+ * against 10,000 plain `jamsocket.connect({ key }) + waitUntilReady()`, in the same run, against one
+ * v2 API in a child process that answers connect after 20 ms and serves each backend's status
+ * stream (scheduled → starting → ready, then stays open). Prints HTTP calls, status streams opened,
+ * wall time and heap growth for each side, and the ratios.
+ * Goals: exactly 100 calls and ≤ 100 streams for the pool; ≥ 20× fewer calls and ≥ 5× less wall time.
+ * Run alone: `node --import tsx --expose-gc bench/pool.bench.ts`.
+ */
+import { fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { Jamsocket, type BackendHandle } from '../src/index.js'
+
+const CALLS = 10_000
+const KEYS = 100
+
+interface Counts {
+  connects: number
+  streams: number
+  /** Streams open now. */
+  open: number
+}
+
+const child = fork(fileURLToPath(new URL('./fixtures/pool-api.mjs', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)))
+const ask = (command: string) =>
+  new Promise<Counts>((resolve) => {
+    child.once('message', (m: Counts) => resolve(m))
+    child.send(command)
+  })
+
+const jamsocket = new Jamsocket({ account: 'acme', service: 'editor', token: 'bench-token', apiUrl: `http://127.0.0.1:${port}` })
+
+function heap(): number {
+  globalThis.gc?.()
+  globalThis.gc?.()
+  return process.memoryUsage().heapUsed
+}
+
+async function run(label: string, connect: (key: string) => Promise<BackendHandle>) {
+  await ask('reset')
+  const before = heap()
+  const start = performance.now()
+  const handles = await Promise.all(
+    Array.from({ length: CALLS }, (_, i) => connect(`doc-${i % KEYS}`).then((h) => h.waitUntilReady({ timeoutMs: 120_000 }))),
+  )
+  const wallMs = performance.now() - start
+  const heapBytes = heap() - before
+  const counts = await ask('counts')
+  for (const handle of handles) handle.close()
+  // Let every stream close before the next side measures its heap from a clean start.
+  for (let i = 0; i < 200 && (await ask('counts')).open > 0; i++) await new Promise((r) => setTimeout(r, 25))
+  return { label, wallMs, heapBytes, connects: counts.connects, streams: counts.streams }
+}
+
+const plain = await run('plain connect', (key) => jamsocket.connect({ key }))
+const pool = jamsocket.pool()
+const pooled = await run('pool.connect', (key) => pool.connect({ key }))
+const stats = pool.stats()
+pool.close()
+
+const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`
+for (const r of [plain, pooled]) {
+  console.log(
+    `${r.label.padEnd(14)} calls ${String(r.connects).padStart(6)}  streams ${String(r.streams).padStart(6)}  wall ${r.wallMs.toFixed(0).padStart(6)} ms  heap +${mb(r.heapBytes)}`,
+  )
+}
+console.log(`pool stats: ${JSON.stringify(stats)}`)
+const callRatio = plain.connects / pooled.connects
+const wallRatio = plain.wallMs / pooled.wallMs
+console.log(`calls: ${pooled.connects} (goal exactly ${KEYS}) ${pooled.connects === KEYS ? 'ok' : 'MISSED'}`)
+console.log(`streams: ${pooled.streams} (goal ≤ ${KEYS}) ${pooled.streams <= KEYS ? 'ok' : 'MISSED'}`)
+console.log(`fewer calls: ${callRatio.toFixed(1)}× (goal ≥ 20×) ${callRatio >= 20 ? 'ok' : 'MISSED'}`)
+console.log(`less wall time: ${wallRatio.toFixed(1)}× (goal ≥ 5×) ${wallRatio >= 5 ? 'ok' : 'MISSED'}`)
+console.log(`heap: ${(plain.heapBytes / Math.max(pooled.heapBytes, 1)).toFixed(1)}× less with the pool`)
+child.kill()
