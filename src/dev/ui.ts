@@ -1,0 +1,115 @@
+/**
+ * The terminal UI of `session-backends dev`, like `jamsocket dev`: every backend's output prefixed
+ * with its id and coloured per backend, and on a TTY a live table of backends (id, key, status, age)
+ * redrawn in place under the scrolling output. Plain, uncoloured lines when not a TTY.
+ */
+import type { WriteStream } from 'node:tty'
+import type { BackendStatus } from '../wire.js'
+import type { BackendSummary, DevEvent } from './registry.js'
+
+const COLOURS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92] // cyan, yellow, magenta, green, blue, bright …
+const STATUS_COLOURS: Partial<Record<BackendStatus, number>> = { ready: 32, terminating: 33, 'hard-terminating': 31, terminated: 90 }
+const REDRAW_MS = 250
+const ENDED_SHOWN_MS = 10_000
+
+function age(fromIso: string, now: number): string {
+  const s = Math.max(0, Math.round((now - Date.parse(fromIso)) / 1000))
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`
+}
+
+/** Writes server events to a terminal (or a pipe). */
+export class TerminalUi {
+  readonly #out: NodeJS.WritableStream
+  readonly #tty: boolean
+  readonly #backends = new Map<string, { summary: BackendSummary; colour: number; endedAt?: number }>()
+  #tableLines = 0
+  #timer: NodeJS.Timeout | undefined
+  #next = 0
+
+  constructor(out: NodeJS.WritableStream = process.stdout, tty = Boolean((out as WriteStream).isTTY) && !process.env.NO_COLOR) {
+    this.#out = out
+    this.#tty = tty
+    if (tty) {
+      this.#timer = setInterval(() => this.#redraw(), REDRAW_MS)
+      this.#timer.unref()
+    }
+  }
+
+  /** A line from the server itself (startup banner, warnings). */
+  info(text: string): void {
+    this.#print(this.#tty ? `\x1b[1m${text}\x1b[0m` : text)
+  }
+
+  /** Takes one event of the server's `onEvent`. */
+  handle(event: DevEvent): void {
+    if (event.type === 'status') {
+      const entry = this.#entry(event.backend)
+      entry.summary = event.backend
+      if (event.state.status === 'terminated') entry.endedAt = Date.now()
+      const reason = 'termination_reason' in event.state && event.state.termination_reason ? ` (${event.state.termination_reason})` : ''
+      const exit = event.state.status === 'terminated' && event.state.exit_error ? ' exit_error' : ''
+      this.#line(entry.summary.id, entry.colour, `${event.state.status}${reason}${exit}${event.state.status === 'scheduled' ? ` key=${event.backend.key}` : ''}`, true)
+    } else if (event.type === 'log') {
+      const entry = this.#backends.get(event.line.backendId)
+      this.#line(event.line.backendId, entry?.colour ?? 37, event.line.text, false, event.line.stream === 'stderr')
+    } else {
+      const text = event.backendId ? `[${event.backendId}] ${event.text}` : event.text
+      this.#print(this.#tty && event.level !== 'info' ? `\x1b[${event.level === 'error' ? 31 : 33}m${text}\x1b[0m` : text)
+    }
+  }
+
+  /** Stops redrawing and leaves the last table on screen. */
+  close(): void {
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+
+  #entry(summary: BackendSummary) {
+    let entry = this.#backends.get(summary.id)
+    if (!entry) {
+      entry = { summary, colour: COLOURS[this.#next++ % COLOURS.length]! }
+      this.#backends.set(summary.id, entry)
+    }
+    return entry
+  }
+
+  #line(id: string, colour: number, text: string, status: boolean, stderr = false): void {
+    if (!this.#tty) return this.#print(`[${id}] ${status ? `status: ${text}` : text}`)
+    const body = status ? `\x1b[2m→ ${text}\x1b[0m` : stderr ? `\x1b[31m${text}\x1b[0m` : text
+    this.#print(`\x1b[${colour}m[${id}]\x1b[0m ${body}`)
+  }
+
+  // On a TTY the table sits below the output: erase it, print the line, draw it again.
+  #print(text: string): void {
+    if (!this.#tty) {
+      this.#out.write(`${text}\n`)
+      return
+    }
+    this.#out.write(`${this.#erase()}${text}\n${this.#table()}`)
+  }
+
+  #redraw(): void {
+    if (this.#backends.size === 0 && this.#tableLines === 0) return
+    this.#out.write(this.#erase() + this.#table())
+  }
+
+  #erase(): string {
+    const n = this.#tableLines
+    this.#tableLines = 0
+    return n === 0 ? '' : `\x1b[${n}A\x1b[0J`
+  }
+
+  #table(): string {
+    const now = Date.now()
+    for (const [id, entry] of this.#backends) if (entry.endedAt !== undefined && now - entry.endedAt > ENDED_SHOWN_MS) this.#backends.delete(id)
+    if (this.#backends.size === 0) return ''
+    const rows = [...this.#backends.values()].map(({ summary, colour }) => {
+      const statusColour = STATUS_COLOURS[summary.status] ?? 37
+      const key = summary.key.length > 24 ? `${summary.key.slice(0, 23)}…` : summary.key
+      return `\x1b[${colour}m${summary.id}\x1b[0m  ${key.padEnd(24)}  \x1b[${statusColour}m${summary.status.padEnd(16)}\x1b[0m  ${age(summary.createdAt, now)}`
+    })
+    const lines = [`\x1b[2m${'backend'.padEnd(14)}  ${'key'.padEnd(24)}  ${'status'.padEnd(16)}  age\x1b[0m`, ...rows]
+    this.#tableLines = lines.length
+    return `${lines.join('\n')}\n`
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The `session-backends dev` command as a user runs it: a real child process, plain output when not
+ * on a TTY, backends reachable through the library, `--watch`, and a clean exit on SIGTERM.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Jamsocket } from '../../src/index.js'
+import { alive, eventually, fixture } from './helpers.js'
+
+const cli = fileURLToPath(new URL('../../src/dev/cli.ts', import.meta.url))
+const children: ChildProcess[] = []
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL')
+})
+
+function run(args: string[]): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  children.push(child)
+  let output = ''
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()))
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()))
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  return { child, output: () => output, exit }
+}
+
+describe('session-backends dev', () => {
+  it('serves the API, prints prefixed plain output lines, and terminates every backend on SIGTERM', async () => {
+    const { child, output, exit } = run(['dev', '--port', '0', '--proxy-port', '0', '--grace-seconds', '1', '--', process.execPath, fixture('listen')])
+    const port = Number((await eventually(() => /API http:\/\/127\.0\.0\.1:(\d+)/.exec(output()), 'the banner'))[1])
+    const jamsocket = new Jamsocket({ dev: true, port })
+    const handle = await jamsocket.connect({ key: 'cli' })
+    await handle.waitUntilReady({ timeoutMs: 10_000 })
+    const env = (await (await fetch(`${handle.url}env`)).json()) as { pid: string }
+    await eventually(() => output().includes(`[${handle.backend_id}] listening on`), 'the prefixed output line')
+    expect(output()).toContain(`[${handle.backend_id}] status: ready`)
+    expect(output()).not.toContain('\x1b[')
+    handle.close()
+    child.kill('SIGTERM')
+    expect(await exit).toBe(0)
+    expect(output()).toContain(`[${handle.backend_id}] status: terminated (external)`)
+    expect(alive(Number(env.pid))).toBe(false)
+  })
+
+  it('terminates the backends when a watched file changes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-watch-'))
+    try {
+      const { child, output, exit } = run(['dev', '-p', '0', '--proxy-port', '0', '--watch', dir, '--', process.execPath, fixture('listen')])
+      const port = Number((await eventually(() => /API http:\/\/127\.0\.0\.1:(\d+)/.exec(output()), 'the banner'))[1])
+      const jamsocket = new Jamsocket({ dev: true, port })
+      const handle = await jamsocket.connect({ key: 'watched' })
+      await handle.waitUntilReady({ timeoutMs: 10_000 })
+      const ended = new Promise((resolve) => handle.once('terminated', resolve))
+      writeFileSync(join(dir, 'backend.mjs'), '// changed')
+      expect(await ended).toMatchObject({ status: 'terminated', termination_reason: 'external' })
+      expect(output()).toContain('change in')
+      handle.close()
+      child.kill('SIGINT')
+      expect(await exit).toBe(0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('exits 2 with the usage on bad arguments', async () => {
+    for (const args of [['dev'], ['serve', '--', 'node'], ['dev', '--bogus', '--', 'node']]) {
+      const { output, exit } = run(args)
+      expect(await exit).toBe(2)
+      expect(output()).toContain('Usage: session-backends dev')
+    }
+  })
+})
