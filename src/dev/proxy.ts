@@ -44,6 +44,14 @@ function splitToken(url: string): [token: string, path: string] {
   return [token, url.charCodeAt(end) === 47 ? url.slice(end) : `/${url.slice(end)}`]
 }
 
+const PEER = Symbol('peer')
+
+// The client address, read once per connection (remoteAddress is a getpeername() call each time).
+function peer(req: IncomingMessage): string {
+  const socket = req.socket as IncomingMessage['socket'] & { [PEER]?: string }
+  return (socket[PEER] ??= socket.remoteAddress ?? '')
+}
+
 function upstreamHeaders(req: IncomingMessage, grant: Grant, upgrade: boolean): string[] {
   const raw = req.rawHeaders
   const out: string[] = []
@@ -67,7 +75,7 @@ function upstreamHeaders(req: IncomingMessage, grant: Grant, upgrade: boolean): 
     'x-verified-secret',
     grant.backend.secretToken,
     'x-forwarded-for',
-    req.socket.remoteAddress ?? '',
+    peer(req),
     'x-forwarded-proto',
     'http',
   )
@@ -168,12 +176,13 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     })
     const length = req.headers['content-length']
     if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) upstream.end()
-    else req.pipe(upstream)
+    else {
+      req.on('error', () => upstream.destroy()) // the client aborted mid-body
+      req.pipe(upstream)
+    }
   }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    req.on('error', () => {})
-    res.on('error', () => {})
     if (!hosts.allows(req.headers.host)) return sendError(res, 403, 'InvalidHost', 'this Host is not allowed')
     const [token, path] = splitToken(req.url ?? '/')
     const grant = token === '' ? undefined : registry.grant(token)
