@@ -7,7 +7,7 @@ import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { afterEach } from 'vitest'
 import { startDevServer, type DevEvent, type DevServer, type DevServerOptions } from '../../src/dev/index.js'
-import type { BackendState, ConnectResponse } from '../../src/wire.js'
+import { statusRank, type BackendState, type ConnectResponse } from '../../src/wire.js'
 
 export type Fixture = 'listen' | 'crash' | 'never-listens' | 'ignore-sigterm'
 
@@ -72,10 +72,9 @@ export async function statusOf(server: DevServer, id: string): Promise<BackendSt
 
 /** Waits until the backend reaches `status` (or later) and returns its state. */
 export function waitStatus(server: DevServer, id: string, status: BackendState['status']): Promise<BackendState> {
-  const order = ['scheduled', 'loading', 'starting', 'waiting', 'ready', 'terminating', 'hard-terminating', 'terminated']
   return eventually(async () => {
     const state = await statusOf(server, id)
-    return order.indexOf(state.status) >= order.indexOf(status) ? state : undefined
+    return statusRank(state.status) >= statusRank(status) ? state : undefined
   }, `${id} to be ${status}`)
 }
 
