@@ -5,7 +5,7 @@
  *
  * Imports nothing from `node:*`: it runs in browsers and edge runtimes.
  */
-import { checkMs, delay, type FetchLike } from '../abort.js'
+import { checkMs, type FetchLike } from '../abort.js'
 import {
   BackendNotFoundError,
   AuthenticationError,
@@ -18,7 +18,7 @@ import {
 } from '../errors.js'
 import { parseBackendState, statusRank, type BackendState, type ConnectResponse } from '../wire.js'
 import { backoffDelay, parseRetryAfter } from './backoff.js'
-import { DEFAULT_MAX_EVENT_BYTES, readEventStream, type SseMessage } from './sse.js'
+import { DEFAULT_MAX_EVENT_BYTES, readEventStream, type SseHandlers, type SseMessage } from './sse.js'
 
 /** How the feed reconnects after the stream drops or fails. */
 export interface ReconnectOptions {
@@ -86,6 +86,82 @@ interface Attempt {
 
 const ABORTED: Attempt = { healthy: false }
 
+/**
+ * One run of the follow loop. A plain object rather than an AbortController: with thousands of
+ * feeds, a signal with listeners per feed is a good part of what following costs above the fetch.
+ */
+interface Run {
+  stopped: boolean
+  /** The open connection's controller (aborted to stop it). */
+  connection: AbortController | undefined
+  /** Ends the pending backoff wait early. */
+  wake: (() => void) | undefined
+}
+
+function ignore(): void {}
+
+/**
+ * One connection's state, which is also its SSE handlers: methods and one shared timer function
+ * instead of per-connection closures (they dominate a follower's heap when thousands are open).
+ */
+class Connection implements SseHandlers {
+  readonly controller = new AbortController()
+  lastByte = Date.now()
+  stalled = false
+  retryMs: number | undefined
+  timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(
+    readonly deliver: (message: SseMessage) => void,
+    readonly stallMs: number,
+  ) {
+    // Stall detection: one timer per connection, re-armed only when it fires early.
+    this.timer = setTimeout(checkStall, stallMs, this)
+  }
+
+  onMessage(message: SseMessage): void {
+    if (!this.controller.signal.aborted) this.deliver(message)
+  }
+
+  onRetry(ms: number): void {
+    this.retryMs = ms
+  }
+
+  onChunk(): void {
+    this.lastByte = Date.now()
+  }
+}
+
+function stopRun(run: Run): void {
+  run.connection?.abort()
+  run.wake?.()
+}
+
+function checkStall(conn: Connection): void {
+  const idle = Date.now() - conn.lastByte
+  if (idle < conn.stallMs) {
+    conn.timer = setTimeout(checkStall, conn.stallMs - idle, conn)
+    return
+  }
+  conn.stalled = true
+  conn.controller.abort(new TimeoutError(`status stream: no data for ${conn.stallMs} ms`, conn.stallMs))
+}
+
+/** Waits `ms`, or less when the run is stopped meanwhile. */
+function sleep(ms: number, run: Run): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      run.wake = undefined
+      resolve()
+    }, ms)
+    run.wake = () => {
+      clearTimeout(timer)
+      run.wake = undefined
+      resolve()
+    }
+  })
+}
+
 /** A connection that stayed open this long counts as healthy even without news (backoff resets). */
 const HEALTHY_AFTER_MS = 30_000
 
@@ -115,7 +191,18 @@ export function statusStreamUrl(statusUrl: string): string {
   return `${path.endsWith('/') ? path.slice(0, -1) : path}/stream${rest}`
 }
 
+const DEFAULTS: Settings = {
+  fetch: globalFetch,
+  minDelayMs: 500,
+  maxDelayMs: 30_000,
+  maxAttempts: Infinity,
+  stallTimeoutMs: 45_000,
+  maxEventBytes: DEFAULT_MAX_EVENT_BYTES,
+}
+
 function resolveSettings(options: StatusFeedOptions): Settings {
+  // Shared when nothing is set (the common case): one object less per feed.
+  if (Object.values(options).every((value) => value === undefined)) return DEFAULTS
   const reconnect = options.reconnect ?? {}
   checkMs('reconnect.minDelayMs', reconnect.minDelayMs)
   checkMs('reconnect.maxDelayMs', reconnect.maxDelayMs)
@@ -165,11 +252,13 @@ export class StatusFeed {
   /** The server's `retry:` (replaces minDelayMs). */
   #retryMs: number | undefined
   #subscribers = new Set<FeedListener>()
-  #observers = new Set<FeedListener>()
-  /** Aborts the running follow loop; undefined when not following. */
-  #loop: AbortController | undefined
+  #observers: Set<FeedListener> | undefined
+  /** The running follow loop; undefined when not following. */
+  #run: Run | undefined
   #ended = false
   #error: JamsocketError | undefined
+  /** Hands the connection's events to this feed (one function per feed, reused by every connection). */
+  #deliver: ((message: SseMessage) => void) | undefined
 
   constructor(response: ConnectResponse, options: StatusFeedOptions = {}) {
     this.#backendId = response.backend_id
@@ -194,7 +283,7 @@ export class StatusFeed {
 
   /** True while following: a connection is open or a reconnect is pending. */
   get active(): boolean {
-    return this.#loop !== undefined
+    return this.#run !== undefined
   }
 
   /** True once following has stopped for good (terminated, a final error, or {@link close}). */
@@ -213,7 +302,7 @@ export class StatusFeed {
    */
   subscribe(listener: FeedListener): () => void {
     this.#subscribers.add(listener)
-    if (!this.#ended && this.#loop === undefined) this.#start()
+    if (!this.#ended && this.#run === undefined) this.#start()
     return () => {
       if (!this.#subscribers.delete(listener)) return
       if (this.#subscribers.size === 0) this.#pause()
@@ -222,8 +311,8 @@ export class StatusFeed {
 
   /** Adds a listener that sees every event but neither starts nor keeps following (bookkeeping). */
   observe(listener: FeedListener): () => void {
-    this.#observers.add(listener)
-    return () => void this.#observers.delete(listener)
+    ;(this.#observers ??= new Set()).add(listener)
+    return () => void this.#observers?.delete(listener)
   }
 
   /**
@@ -240,29 +329,33 @@ export class StatusFeed {
     this.#ended = true
     this.#pause()
     this.#subscribers.clear()
-    this.#observers.clear()
+    this.#observers = undefined
   }
 
   // -------------------------------------------------------------------------------------------
 
   #start(): void {
-    const loop = new AbortController()
-    this.#loop = loop
-    void this.#follow(loop.signal).then(
-      () => this.#loopEnded(loop),
-      // #follow does not throw; this only guards against a bug turning into an unhandled rejection.
-      () => this.#loopEnded(loop),
-    )
+    const run: Run = { stopped: false, connection: undefined, wake: undefined }
+    this.#run = run
+    const ended = () => {
+      if (this.#run === run) this.#run = undefined
+    }
+    // #follow does not throw; the second callback only guards against a bug becoming an unhandled rejection.
+    void this.#follow(run).then(ended, ended)
   }
 
-  #loopEnded(loop: AbortController): void {
-    if (this.#loop === loop) this.#loop = undefined
-  }
-
-  #pause(): void {
-    const loop = this.#loop
-    this.#loop = undefined
-    loop?.abort()
+  /**
+   * Stops the running loop. `later` defers closing the connection to a macrotask: at terminated the
+   * stream is done anyway, and with many streams read in the same turn, delivering their events
+   * first and closing sockets afterwards keeps the closing cost out of everyone's event delay.
+   */
+  #pause(later = false): void {
+    const run = this.#run
+    this.#run = undefined
+    if (!run) return
+    run.stopped = true
+    if (later && run.connection) setTimeout(stopRun, 0, run)
+    else stopRun(run)
   }
 
   /** Stops following for good; `error` (if any) goes out as a final 'error' event. */
@@ -275,7 +368,7 @@ export class StatusFeed {
   }
 
   #emit(event: FeedEvent): void {
-    const listeners = [...this.#subscribers, ...this.#observers]
+    const listeners = this.#observers ? [...this.#subscribers, ...this.#observers] : [...this.#subscribers]
     for (const listener of listeners) {
       try {
         listener(event)
@@ -298,22 +391,22 @@ export class StatusFeed {
     this.#state = state
     if (state.status === 'terminated') {
       this.#ended = true
-      this.#pause()
+      this.#pause(true)
     }
     this.#emit({ type: 'status', state })
     if (state.status === 'terminated') {
       this.#subscribers.clear()
-      this.#observers.clear()
+      this.#observers = undefined
     }
     return true
   }
 
-  async #follow(signal: AbortSignal): Promise<void> {
+  async #follow(run: Run): Promise<void> {
     const s = this.#settings
     let failures = 0
-    while (!signal.aborted) {
-      const attempt = await this.#connect(signal)
-      if (signal.aborted) return
+    while (!run.stopped) {
+      const attempt = await this.#connect(run)
+      if (run.stopped) return
       if (attempt.final) return this.#end(attempt.error)
       failures = attempt.healthy ? 0 : failures + 1
       if (failures >= s.maxAttempts) {
@@ -324,63 +417,41 @@ export class StatusFeed {
       }
       if (attempt.error) {
         this.#emit({ type: 'error', error: attempt.error, final: false })
-        if (signal.aborted) return // a listener closed the feed
+        if (run.stopped) return // a listener closed the feed
       }
       const base = Math.min(this.#retryMs ?? s.minDelayMs, s.maxDelayMs)
       let wait = backoffDelay(attempt.healthy ? 0 : failures - 1, base, s.maxDelayMs)
       if (attempt.retryAfterMs !== undefined) wait = Math.max(wait, attempt.retryAfterMs)
-      try {
-        await delay(wait, signal)
-      } catch {
-        return
-      }
+      await sleep(wait, run)
     }
   }
 
   /** One connection, from the request to the end of its body. Never throws. */
-  async #connect(outer: AbortSignal): Promise<Attempt> {
+  async #connect(run: Run): Promise<Attempt> {
     const s = this.#settings
-    const controller = new AbortController()
-    const onOuterAbort = () => controller.abort(outer.reason)
-    outer.addEventListener('abort', onOuterAbort, { once: true })
+    const conn = new Connection((this.#deliver ??= (message) => this.#onMessage(message)), s.stallTimeoutMs)
+    run.connection = conn.controller
     const startRank = this.#rank
-    let stalled = false
-    let lastByte = Date.now()
-    // Stall detection: one timer per connection, re-armed only when it fires early (cheap for many streams).
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const check = () => {
-      const idle = Date.now() - lastByte
-      if (idle < s.stallTimeoutMs) {
-        timer = setTimeout(check, s.stallTimeoutMs - idle)
-        return
-      }
-      stalled = true
-      controller.abort(new TimeoutError(`status stream: no data for ${s.stallTimeoutMs} ms`, s.stallTimeoutMs))
-    }
-    timer = setTimeout(check, s.stallTimeoutMs)
-    const advanced = () => this.#rank > startRank
-    const failed = (error: JamsocketError, extra: Partial<Attempt> = {}): Attempt => ({ healthy: advanced(), error, ...extra })
-
     try {
       const headers: Record<string, string> = { accept: 'text/event-stream' }
       if (this.#lastEventId) headers['last-event-id'] = this.#lastEventId
       let response: Response
       try {
-        response = await s.fetch(this.#url, { headers, signal: controller.signal, cache: 'no-store' } as RequestInit)
+        response = await s.fetch(this.#url, { headers, signal: conn.controller.signal, cache: 'no-store' } as RequestInit)
       } catch (error) {
-        if (outer.aborted) return ABORTED
-        if (stalled) return failed(controller.signal.reason as TimeoutError)
-        return failed(new NetworkError('status stream: the request failed', { cause: error }))
+        if (run.stopped) return ABORTED
+        if (conn.stalled) return { healthy: false, error: conn.controller.signal.reason as TimeoutError }
+        return { healthy: false, error: new NetworkError('status stream: the request failed', { cause: error }) }
       }
-      lastByte = Date.now()
-      const openedAt = lastByte
+      conn.lastByte = Date.now()
+      const openedAt = conn.lastByte
       if (response.status !== 200) {
-        void response.body?.cancel().catch(() => {})
+        void response.body?.cancel().catch(ignore)
         return this.#classify(response)
       }
       const type = response.headers.get('content-type') ?? ''
       if (type.split(';')[0]!.trim().toLowerCase() !== 'text/event-stream') {
-        void response.body?.cancel().catch(() => {})
+        void response.body?.cancel().catch(ignore)
         return {
           healthy: false,
           final: true,
@@ -388,36 +459,23 @@ export class StatusFeed {
         }
       }
       if (!response.body) return { healthy: false }
+      let error: JamsocketError | undefined
+      let final = false
       try {
-        await readEventStream(
-          response.body,
-          {
-            onMessage: (message) => {
-              if (!controller.signal.aborted) this.#onMessage(message)
-            },
-            onRetry: (ms) => {
-              this.#retryMs = ms
-            },
-          },
-          {
-            signal: controller.signal,
-            maxEventBytes: s.maxEventBytes,
-            onChunk: () => {
-              lastByte = Date.now()
-            },
-          },
-        )
-        return { healthy: advanced() || Date.now() - openedAt >= HEALTHY_AFTER_MS }
-      } catch (error) {
-        if (outer.aborted) return ABORTED
-        if (stalled) return failed(controller.signal.reason as TimeoutError)
-        if (ProtocolError.isInstance(error)) return failed(error, { final: true })
-        return failed(new NetworkError('status stream: the connection broke', { cause: error }))
+        await readEventStream(response.body, conn, { signal: conn.controller.signal, maxEventBytes: s.maxEventBytes })
+      } catch (thrown) {
+        if (run.stopped) return ABORTED
+        if (conn.stalled) error = conn.controller.signal.reason as TimeoutError
+        else if (ProtocolError.isInstance(thrown)) [error, final] = [thrown, true]
+        else error = new NetworkError('status stream: the connection broke', { cause: thrown })
       }
+      if (conn.retryMs !== undefined) this.#retryMs = conn.retryMs
+      const healthy = this.#rank > startRank || (!error && Date.now() - openedAt >= HEALTHY_AFTER_MS)
+      return error ? { healthy, error, final } : { healthy }
     } finally {
-      clearTimeout(timer)
-      outer.removeEventListener('abort', onOuterAbort)
-      if (!controller.signal.aborted) controller.abort()
+      clearTimeout(conn.timer)
+      run.connection = undefined
+      if (!conn.controller.signal.aborted) conn.controller.abort()
     }
   }
 

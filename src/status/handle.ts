@@ -67,18 +67,17 @@ export class BackendHandle implements ConnectResponse, Disposable {
   readonly status_url: string
   readonly ready_url: string
 
-  readonly #response: ConnectResponse
   readonly #feed: StatusFeed
   readonly #ownsFeed: boolean
   #emitter: Emitter<BackendHandleEvents> | undefined
-  readonly #internal = new Set<InternalListener>()
+  /** Waits and iterations in progress (created on first use: most handles never need it). */
+  #internal: Set<InternalListener> | undefined
   readonly #fetch: StatusFeedOptions['fetch']
   #onceWrappers: Map<unknown, Map<string, unknown>> | undefined
   #unsubscribe: (() => void) | undefined
   #closed = false
 
   constructor(response: ConnectResponse, options: BackendHandleOptions = {}) {
-    this.#response = { ...response }
     this.backend_id = response.backend_id
     this.spawned = response.spawned
     this.status = response.status
@@ -181,7 +180,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
       const settle = (error?: unknown) => {
         if (settled) return
         settled = true
-        this.#internal.delete(listener)
+        this.#internal?.delete(listener)
         guard.signal.removeEventListener('abort', onAbort)
         guard.dispose()
         poll?.abort()
@@ -198,7 +197,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
           if (event.final) settle(event.error)
         } else settle(new JamsocketError(`stopped following backend ${this.backend_id}: the handle was closed`))
       }
-      this.#internal.add(listener)
+      (this.#internal ??= new Set()).add(listener)
       guard.signal.addEventListener('abort', onAbort, { once: true })
       const poll = this.ready_url ? new AbortController() : undefined
       this.#sync()
@@ -220,7 +219,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
       if (finished) return
       finished = true
       failure = error
-      this.#internal.delete(listener)
+      this.#internal?.delete(listener)
       this.#sync()
       const waiter = pending
       pending = undefined
@@ -246,7 +245,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
       finished = true
       failure = this.#closed ? undefined : this.#feed.error
     } else {
-      this.#internal.add(listener)
+      (this.#internal ??= new Set()).add(listener)
       this.#sync()
     }
     const iterator: AsyncIterableIterator<BackendState> = {
@@ -285,8 +284,9 @@ export class BackendHandle implements ConnectResponse, Disposable {
     if (this.#ownsFeed) this.#feed.close()
     this.#emitter?.all.clear()
     this.#onceWrappers = undefined
-    for (const listener of [...this.#internal]) listener({ type: 'closed' })
-    this.#internal.clear()
+    const internal = this.#internal
+    this.#internal = undefined
+    if (internal) for (const listener of [...internal]) listener({ type: 'closed' })
   }
 
   /** Same as {@link close}: `using handle = …` closes it at the end of the block. */
@@ -296,7 +296,18 @@ export class BackendHandle implements ConnectResponse, Disposable {
 
   /** Exactly the plain ConnectResponse as received, so `JSON.stringify(handle)` leaks nothing else. */
   toJSON(): ConnectResponse {
-    return { ...this.#response }
+    // Rebuilt from the readonly fields (one object less per handle); secret_token only when it was sent.
+    const json: ConnectResponse = {
+      backend_id: this.backend_id,
+      spawned: this.spawned,
+      status: this.status,
+      token: this.token,
+      url: this.url,
+      status_url: this.status_url,
+      ready_url: this.ready_url,
+    }
+    if (this.secret_token !== undefined) json.secret_token = this.secret_token
+    return json
   }
 
   // -------------------------------------------------------------------------------------------
@@ -304,7 +315,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
   readonly #onFeed = (event: FeedEvent): void => {
     // Internal consumers (waits, iterations) first, so that a user handler calling close() on
     // 'ready' still lets a pending waitUntilReady resolve.
-    for (const listener of [...this.#internal]) listener(event)
+    if (this.#internal) for (const listener of [...this.#internal]) listener(event)
     const emitter = this.#emitter
     if (!emitter) return
     if (event.type === 'status') {
@@ -315,7 +326,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
 
   /** Follows (subscribes to the feed) exactly while someone listens, iterates or waits. */
   #sync(): void {
-    let wanted = !this.#closed && this.#internal.size > 0
+    let wanted = !this.#closed && (this.#internal?.size ?? 0) > 0
     if (!wanted && !this.#closed && this.#emitter) {
       for (const handlers of this.#emitter.all.values()) if (handlers.length > 0) wanted = true
     }

@@ -32,6 +32,8 @@ export interface SseHandlers {
   onMessage(message: SseMessage): void
   /** Called for every valid `retry:` field, in milliseconds. */
   onRetry?(ms: number): void
+  /** Called by {@link readEventStream} for every chunk read, however small (liveness: a `:` comment counts). */
+  onChunk?(): void
 }
 
 /** The largest event, or run of lines without a blank line, accepted by default (characters). */
@@ -47,54 +49,71 @@ export interface SseDecoder {
   end(): void
 }
 
-/** Creates a decoder for ONE connection (make a new one for every reconnect). */
-export function createSseDecoder(handlers: SseHandlers, maxEventBytes = DEFAULT_MAX_EVENT_BYTES): SseDecoder {
-  const decoder = new TextDecoder()
-  const parser: EventSourceParser = createParser({
-    onEvent: (event) => handlers.onMessage({ data: event.data, id: event.id, event: event.event }),
-    onRetry: handlers.onRetry ? (ms) => handlers.onRetry!(ms) : undefined,
-    // Unknown fields and bad `retry:` values are ignored, as the spec says.
-    onError: () => {},
-  })
-  let lastWasCR = false
-  let endedWithLF = false
-  let pending = 0 // characters since the last blank line
+/** Unknown fields and bad `retry:` values are ignored, as the spec says. */
+function ignore(): void {}
 
-  let started = false
+/**
+ * The decoder behind {@link createSseDecoder}. A class rather than closures: thousands of streams
+ * may be open at once, and per-connection closures are most of what a follower costs in heap.
+ */
+class Decoder implements SseDecoder {
+  readonly #handlers: SseHandlers
+  readonly #max: number
+  readonly #decoder = new TextDecoder()
+  readonly #parser: EventSourceParser
+  #lastWasCR = false
+  #endedWithLF = false
+  #pending = 0 // characters since the last blank line
+  #started = false
 
-  function feedText(raw: string): void {
+  constructor(handlers: SseHandlers, maxEventBytes: number) {
+    this.#handlers = handlers
+    this.#max = maxEventBytes
+    this.#parser = createParser({
+      onEvent: (event) => handlers.onMessage({ data: event.data, id: event.id, event: event.event }),
+      onRetry: handlers.onRetry ? (ms) => handlers.onRetry!(ms) : undefined,
+      onError: ignore,
+    })
+  }
+
+  push(chunk: Uint8Array): void {
+    this.#feed(this.#decoder.decode(chunk, { stream: true }))
+  }
+
+  pushText(text: string): void {
+    // The byte path's TextDecoder strips one leading BOM; do the same for decoded text.
+    this.#feed(!this.#started && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
+  }
+
+  end(): void {
+    this.#feed(this.#decoder.decode())
+  }
+
+  #feed(raw: string): void {
     if (raw === '') return
-    started = true
+    this.#started = true
     let text = raw
     // A CR ending the previous chunk was already turned into LF: a LF right after it is its CRLF pair.
-    if (lastWasCR && text.charCodeAt(0) === 10) text = text.slice(1)
-    lastWasCR = raw.charCodeAt(raw.length - 1) === 13
+    if (this.#lastWasCR && text.charCodeAt(0) === 10) text = text.slice(1)
+    this.#lastWasCR = raw.charCodeAt(raw.length - 1) === 13
     if (text.indexOf('\r') !== -1) text = text.replace(/\r\n?/g, '\n')
     if (text === '') return
     // Bound the buffered, not yet dispatched text (an endless line or an event without its blank line).
     const blank = text.lastIndexOf('\n\n')
-    if (blank !== -1) pending = text.length - blank - 2
-    else if (endedWithLF && text.charCodeAt(0) === 10) pending = text.length - 1
-    else pending += text.length
-    endedWithLF = text.charCodeAt(text.length - 1) === 10
-    if (pending > maxEventBytes) {
-      throw new ProtocolError(`status stream: an event exceeded ${maxEventBytes} characters without ending`, 'stream')
+    if (blank !== -1) this.#pending = text.length - blank - 2
+    else if (this.#endedWithLF && text.charCodeAt(0) === 10) this.#pending = text.length - 1
+    else this.#pending += text.length
+    this.#endedWithLF = text.charCodeAt(text.length - 1) === 10
+    if (this.#pending > this.#max) {
+      throw new ProtocolError(`status stream: an event exceeded ${this.#max} characters without ending`, 'stream')
     }
-    parser.feed(text)
+    this.#parser.feed(text)
   }
+}
 
-  return {
-    push(chunk) {
-      feedText(decoder.decode(chunk, { stream: true }))
-    },
-    pushText(text) {
-      // The byte path's TextDecoder strips one leading BOM; do the same for decoded text.
-      feedText(!started && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
-    },
-    end() {
-      feedText(decoder.decode())
-    },
-  }
+/** Creates a decoder for ONE connection (make a new one for every reconnect). */
+export function createSseDecoder(handlers: SseHandlers, maxEventBytes = DEFAULT_MAX_EVENT_BYTES): SseDecoder {
+  return new Decoder(handlers, maxEventBytes)
 }
 
 /** Options of {@link readEventStream}. */
@@ -103,8 +122,6 @@ export interface ReadEventStreamOptions {
   signal?: AbortSignal | undefined
   /** See {@link createSseDecoder}. @default 65536 */
   maxEventBytes?: number | undefined
-  /** Called for every chunk read, however small (liveness: a `:` comment counts). */
-  onChunk?: (() => void) | undefined
 }
 
 /**
@@ -117,7 +134,7 @@ export async function readEventStream(
   handlers: SseHandlers,
   options: ReadEventStreamOptions = {},
 ): Promise<void> {
-  const { signal, onChunk } = options
+  const { signal } = options
   const sse = createSseDecoder(handlers, options.maxEventBytes)
   const reader = body.getReader()
   // Some bodies (mocks) keep streaming after fetch's signal aborts, and an awaited cancel can hang:
@@ -139,7 +156,7 @@ export async function readEventStream(
       }
       if (signal?.aborted) throw signal.reason
       if (result.done) break
-      onChunk?.()
+      handlers.onChunk?.()
       sse.push(result.value)
       // A handler may have stopped us while dispatching this chunk.
       if (signal?.aborted) throw signal.reason

@@ -164,7 +164,7 @@ describe('readEventStream', () => {
   it('stops a body that never ends when the signal aborts (no hang)', async () => {
     const controller = new AbortController()
     const stream = body([':\n'], true)
-    const reading = readEventStream(stream, { onMessage: () => {} }, { signal: controller.signal, onChunk: () => controller.abort(new Error('later')) })
+    const reading = readEventStream(stream, { onMessage: () => {}, onChunk: () => controller.abort(new Error('later')) }, { signal: controller.signal })
     await expect(reading).rejects.toThrow('later')
   })
 })
