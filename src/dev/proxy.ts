@@ -2,13 +2,17 @@
  * The proxy (`{proxyUrl}/{token}/…`): finds the backend by the token in the first path segment,
  * strips it, replaces any client `x-verified-*` headers with the server's, holds requests until the
  * backend is ready, passes WebSocket upgrades through as raw sockets, and counts traffic as activity
- * for the idle sweep. Lean on purpose (raw header arrays, one keep-alive agent, piped bodies): it
- * sits on every request a backend gets.
+ * for the idle sweep.
+ *
+ * Lean on purpose, because it sits on every request a backend gets: a plain TCP server that parses
+ * only heads (see http1.ts) and passes bodies through as the bytes they are, one upstream socket per
+ * client connection, and the rewritten head written together with the first body bytes in one write.
+ * Loopback writes are the expensive part on a sandboxed network stack, so every hop does one.
  */
-import { Agent, type ClientRequest, type IncomingMessage, request, type ServerResponse } from 'node:http'
-import type { Duplex } from 'node:stream'
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import { BodyFramer, bodyFraming, FramingError, HeadError, hasToken, headEnd, parseHead, responseHasBody } from './http1.js'
 import type { Backend, Grant, Registry } from './registry.js'
-import { type HostCheck, sendError } from './respond.js'
+import { type HostCheck, randomName } from './respond.js'
 
 /** What the proxy needs besides the registry. */
 export interface ProxyOptions {
@@ -16,19 +20,14 @@ export interface ProxyOptions {
   onError?: ((text: string) => void) | undefined
 }
 
-const CORS_RESPONSE = ['Access-Control-Allow-Origin', '*', 'Access-Control-Allow-Methods', '*', 'Access-Control-Allow-Headers', '*, Authorization']
+/** Request and response heads larger than this are refused (431 / 502), as node:http's default. */
+const MAX_HEAD = 16 * 1024
+/** A client connection with no request for this long is closed. */
+const IDLE_MS = 65_000
+/** Pipelined requests buffered while one is in flight, before the client is paused. */
+const PIPELINE_BYTES = 64 * 1024
 
-// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus the ones the proxy sets.
-function dropRequestHeader(lower: string): boolean {
-  return (
-    lower.startsWith('x-verified-') ||
-    lower === 'connection' ||
-    lower === 'keep-alive' ||
-    lower === 'proxy-connection' ||
-    lower === 'x-forwarded-for' ||
-    lower === 'x-forwarded-proto'
-  )
-}
+const CORS_RESPONSE = 'Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: *\r\nAccess-Control-Allow-Headers: *, Authorization\r\n'
 
 /** Splits `/{token}/rest?q` into the token and the upstream path (`/rest?q`, `/` when empty). */
 function splitToken(url: string): [token: string, path: string] {
@@ -44,75 +43,91 @@ function splitToken(url: string): [token: string, path: string] {
   return [token, url.charCodeAt(end) === 47 ? url.slice(end) : `/${url.slice(end)}`]
 }
 
-const PEER = Symbol('peer')
-
-// The client address, read once per connection (remoteAddress is a getpeername() call each time).
-function peer(req: IncomingMessage): string {
-  const socket = req.socket as IncomingMessage['socket'] & { [PEER]?: string }
-  return (socket[PEER] ??= socket.remoteAddress ?? '')
+// A header value the server adds, made safe to write as latin1: no line breaks (header injection
+// through a user name), and characters past latin1 sent as their UTF-8 bytes.
+function headerValue(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = value.replace(/[\0-\x08\n-\x1f\x7f]/g, '')
+  // eslint-disable-next-line no-control-regex
+  return /[^\x00-\xff]/.test(clean) ? Buffer.from(clean, 'utf8').toString('latin1') : clean
 }
 
-function upstreamHeaders(req: IncomingMessage, grant: Grant, upgrade: boolean): string[] {
-  const raw = req.rawHeaders
-  const out: string[] = []
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!
-    const first = name.charCodeAt(0) | 32 // ASCII lower-case
-    if (first === 120 /* x */ || first === 99 /* c */ || first === 107 /* k */ || first === 112 /* p */) {
-      if (dropRequestHeader(name.toLowerCase())) continue
-    }
-    out.push(name, raw[i + 1]!)
+// The identity headers of a grant, built once per grant.
+const identities = new WeakMap<Grant, string>()
+function identity(grant: Grant): string {
+  let text = identities.get(grant)
+  if (text === undefined) {
+    text =
+      (grant.user !== undefined ? `x-verified-username: ${headerValue(grant.user)}\r\n` : '') +
+      `x-verified-user-data: ${headerValue(grant.userData)}\r\nx-verified-backend: ${grant.backend.id}\r\n` +
+      `x-verified-secret: ${grant.backend.secretToken}\r\n`
+    identities.set(grant, text)
   }
-  if (upgrade) out.push('Connection', 'Upgrade')
-  if (grant.user !== undefined) out.push('x-verified-username', grant.user)
-  out.push(
-    'x-verified-user-data',
-    grant.userData,
-    'x-verified-path',
-    req.url!,
-    'x-verified-backend',
-    grant.backend.id,
-    'x-verified-secret',
-    grant.backend.secretToken,
-    'x-forwarded-for',
-    peer(req),
-    'x-forwarded-proto',
-    'http',
-  )
-  return out
+  return text
 }
 
-function responseHeaders(raw: string[], backendId: string): string[] {
-  const out: string[] = []
-  let cors = false
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!
-    const first = name.charCodeAt(0) | 32
-    if (first === 99 /* c */ || first === 107 /* k */ || first === 97 /* a */) {
-      const lower = name.toLowerCase()
-      if (lower === 'connection' || lower === 'keep-alive') continue
-      if (lower.startsWith('access-control-')) cors = true
-    }
-    out.push(name, raw[i + 1]!)
-  }
-  out.push('x-plane-backend-id', backendId)
-  // As Plane: CORS headers only when the backend set none itself.
-  if (!cors) out.push(...CORS_RESPONSE)
-  return out
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  410: 'Gone',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  504: 'Gateway Timeout',
 }
 
-function rawReply(socket: Duplex, status: number, text: string): void {
-  if (!socket.writable) return void socket.destroy()
-  const body = JSON.stringify({ error: { status, code: text.replace(/ /g, ''), message: text } })
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+/** A complete error response in the hosted API's shape (as `sendError` writes it). */
+function errorResponse(status: number, code: string, message: string, close: boolean): string {
+  const body = JSON.stringify({ error: { status, code, message, id: randomName() } })
+  return (
+    `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `cache-control: no-store\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`
   )
 }
 
-/** The proxy's request and upgrade handlers, plus `close()` for its connection pool. */
+/** One request in flight on a client connection. */
+interface Exchange {
+  grant: Grant
+  method: string
+  /** The upstream request line and headers, without the final CRLF. */
+  head: string
+  upgrade: boolean
+  /** Close the client connection once the response is complete. */
+  closeAfter: boolean
+  /** Counted in the registry's activity (begin called, end not yet). */
+  counted: boolean
+  /** Bytes of the response (interim or final) already written to the client. */
+  answered: boolean
+  /** The request body has been passed on completely. */
+  requestDone: boolean
+  /** Cancels the wait for a backend that is not ready yet. */
+  cancelHold?: (() => void) | undefined
+}
+
+/** The backend socket of a client connection. */
+interface Upstream {
+  socket: Socket
+  backend: Backend
+  /** Response bytes not yet handled (a partial head). */
+  pending: Buffer | undefined
+  scanned: number
+  /** The current response's body framer, once its final head is through. */
+  body: BodyFramer | undefined
+  /** The backend keeps the connection open after this response. */
+  reusable: boolean
+  error: string | undefined
+}
+
+/**
+ * A TCP server for the proxy (its `connection` handler comes from {@link createProxy}). Half-open so
+ * that a client which shuts down its sending side still gets its answer.
+ */
+export function createProxyServer(): Server {
+  return createServer({ allowHalfOpen: true, noDelay: true })
+}
+
+/** The proxy's TCP connection handler, plus `close()` that ends every connection it has. */
 export function createProxy(registry: Registry, hosts: HostCheck, options: ProxyOptions) {
-  // One pool of keep-alive connections to all backends: per-request connects would halve throughput.
-  const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, maxFreeSockets: 1024, scheduling: 'lifo' })
+  const connections = new Set<Socket>()
   const report = (text: string) => {
     try {
       options.onError?.(text)
@@ -121,8 +136,8 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     }
   }
 
-  /** Calls `go` once the backend is ready, or `fail` with 410 (it ended) / 504 (it took too long). */
-  const whenReady = (backend: Backend, onGone: (fn: () => void) => void, go: () => void, fail: (status: 410 | 504) => void) => {
+  /** Calls `go` once the backend is ready, or `fail` with 410 (it ended) / 504 (it took too long); returns the cancel function. */
+  const whenReady = (backend: Backend, go: () => void, fail: (status: 410 | 504) => void): (() => void) => {
     let settled = false
     const settle = (fn: () => void) => {
       if (settled) return
@@ -136,134 +151,471 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       else if (backend.ending) settle(() => fail(410))
     })
     const timer = setTimeout(() => settle(() => fail(504)), options.holdMs)
-    onGone(() => settle(() => {}))
+    return () => settle(() => {})
   }
 
-  const forward = (req: IncomingMessage, res: ServerResponse, grant: Grant, path: string) => {
-    const backend = grant.backend
-    if (backend.ending) return sendError(res, 410, 'Gone', 'the backend is terminating')
-    registry.begin(backend)
-    let ended = false
-    const finish = () => {
-      if (ended) return
-      ended = true
-      registry.end(backend)
+  /** One client connection: parses request heads, routes them, and relays responses. */
+  class Connection {
+    readonly client: Socket
+    #peer: string | undefined
+    /** Client bytes not yet handled (a partial head, pipelined requests, held body bytes). */
+    #buf: Buffer | undefined
+    #scanned = 0
+    #request: BodyFramer | undefined
+    #exchange: Exchange | undefined
+    #up: Upstream | undefined
+    #closed = false
+    #held = false
+    #upBlocked = false
+    #tunneled = false
+
+    constructor(client: Socket) {
+      this.client = client
+      client.setTimeout(IDLE_MS)
+      client.on('data', this.#onData)
+      client.on('drain', () => this.#up?.socket.resume())
+      client.on('end', this.#onEnd)
+      client.on('timeout', () => {
+        if (this.#closed || (this.#exchange === undefined && !this.#tunneled)) this.destroy()
+      })
+      client.on('error', () => this.destroy())
+      client.on('close', () => this.destroy())
     }
-    const upstream: ClientRequest = request({
-      host: registry.backendHost,
-      port: backend.port,
-      method: req.method,
-      path,
-      headers: upstreamHeaders(req, grant, false) as unknown as Record<string, string>,
-      agent,
-      setHost: false,
-    })
-    upstream.on('response', (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, responseHeaders(upRes.rawHeaders, backend.id))
-      upRes.pipe(res)
-      upRes.on('error', () => res.destroy())
-    })
-    upstream.on('error', (error) => {
-      if (!res.headersSent) sendError(res, 502, 'BadGateway', 'the backend did not answer')
-      else res.destroy()
-      if (!ended) report(`proxy: ${backend.id}: ${(error as NodeJS.ErrnoException).code ?? error.message}`)
-      finish()
-    })
-    res.on('close', () => {
-      // The client went away before the answer was complete: stop the upstream request too.
-      if (!res.writableFinished) upstream.destroy()
-      finish()
-    })
-    const length = req.headers['content-length']
-    if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) upstream.end()
-    else {
-      req.on('error', () => upstream.destroy()) // the client aborted mid-body
-      req.pipe(upstream)
+
+    #onData = (chunk: Buffer): void => {
+      this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk])
+      this.#pump()
     }
-  }
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    if (!hosts.allows(req.headers.host)) return sendError(res, 403, 'InvalidHost', 'this Host is not allowed')
-    const [token, path] = splitToken(req.url ?? '/')
-    const grant = token === '' ? undefined : registry.grant(token)
-    if (!grant || grant.backend.ending) return sendError(res, 410, 'Gone', 'unknown or expired connection token')
-    if (grant.backend.status === 'ready') return forward(req, res, grant, path)
-    whenReady(
-      grant.backend,
-      (fn) => res.on('close', fn),
-      () => forward(req, res, grant, path),
-      (status) =>
-        status === 410
-          ? sendError(res, 410, 'Gone', 'the backend ended before it was ready')
-          : sendError(res, 504, 'GatewayTimeout', 'the backend was not ready in time'),
-    )
-  }
+    #onEnd = (): void => {
+      // The client sent all it will: answer what is in flight, then close.
+      const exchange = this.#exchange
+      if (this.#closed || exchange === undefined) this.client.end()
+      else if (!exchange.requestDone) this.destroy() // cut off mid-body: the request is lost
+      else exchange.closeAfter = true
+    }
 
-  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, grant: Grant, path: string) => {
-    const backend = grant.backend
-    if (backend.ending || !socket.writable) return rawReply(socket, 410, 'Gone')
-    const upstream = request({
-      host: registry.backendHost,
-      port: backend.port,
-      method: req.method,
-      path,
-      headers: upstreamHeaders(req, grant, true) as unknown as Record<string, string>,
-      agent: false,
-      setHost: false,
-    })
-    upstream.on('upgrade', (upRes, upSocket, upHead) => {
-      upSocket.on('error', () => socket.destroy())
-      if (!socket.writable) return void upSocket.destroy()
-      registry.begin(backend)
-      let open = true
-      const close = () => {
-        if (!open) return
-        open = false
-        socket.destroy()
-        upSocket.destroy()
-        registry.end(backend)
+    /** Passes on request bytes: the current body, then the next head once the exchange is over. */
+    #pump(): void {
+      while (!this.#closed && this.#buf !== undefined) {
+        const exchange = this.#exchange
+        if (exchange !== undefined) {
+          if (exchange.requestDone || this.#held) {
+            if (this.#buf.length > PIPELINE_BYTES) this.client.pause()
+            return
+          }
+          const buf = this.#buf
+          let end: number
+          try {
+            end = this.#request!.feed(buf, 0)
+          } catch {
+            return this.#fail(400, 'BadRequest', 'malformed request body')
+          }
+          this.#buf = end === -1 || end === buf.length ? undefined : buf.subarray(end)
+          this.#toUpstream(end === -1 ? buf : buf.subarray(0, end))
+          if (end !== -1) this.#requestDone(exchange)
+          continue
+        }
+        let end: number
+        try {
+          end = headEnd(this.#buf, 0, this.#scanned, MAX_HEAD)
+        } catch {
+          return this.#fail(431, 'HeaderFieldsTooLarge', 'the request head is too large')
+        }
+        if (end === -1) {
+          this.#scanned = this.#buf.length
+          return
+        }
+        this.#scanned = 0
+        const text = this.#buf.toString('latin1', 0, end)
+        this.#buf = end === this.#buf.length ? undefined : this.#buf.subarray(end)
+        this.#begin(text)
       }
-      socket.on('close', close)
-      upSocket.on('close', close)
-      socket.on('error', close)
-      let head101 = `HTTP/1.1 101 ${upRes.statusMessage ?? 'Switching Protocols'}\r\n`
-      const raw = upRes.rawHeaders
-      for (let i = 0; i < raw.length; i += 2) head101 += `${raw[i]}: ${raw[i + 1]}\r\n`
-      socket.write(`${head101}\r\n`)
-      if (upHead.length > 0) socket.write(upHead)
-      if (head.length > 0) upSocket.write(head)
-      upSocket.setNoDelay(true)
-      upSocket.pipe(socket)
-      socket.pipe(upSocket)
-    })
-    upstream.on('response', (upRes) => {
-      // The backend refused the upgrade: relay its answer as is.
-      let text = `HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}\r\n`
-      const raw = responseHeaders(upRes.rawHeaders, backend.id)
-      for (let i = 0; i < raw.length; i += 2) text += `${raw[i]}: ${raw[i + 1]}\r\n`
-      socket.write(`${text}connection: close\r\n\r\n`)
-      upRes.pipe(socket)
-      upRes.on('error', () => socket.destroy())
-    })
-    upstream.on('error', () => rawReply(socket, 502, 'Bad Gateway'))
-    socket.on('close', () => upstream.destroy())
-    upstream.end()
+    }
+
+    /** Routes one request head: checks, rewrites, then sends it (or holds it until the backend is ready). */
+    #begin(text: string): void {
+      let head
+      let kind
+      try {
+        head = parseHead(text, 'request')
+        kind = bodyFraming(head.headers, 'request')
+      } catch (error) {
+        return this.#fail(400, 'BadRequest', error instanceof HeadError ? error.message : 'malformed request')
+      }
+      const { first: method, second: target, third: version, headers } = head
+      let host: string | undefined
+      let connection = ''
+      let upgradeHeader = false
+      let kept = ''
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i]!
+        const value = headers[i + 1]!
+        const first = name.charCodeAt(0) | 32 // ASCII lower-case
+        if (first === 120 /* x */ || first === 99 /* c */ || first === 107 /* k */ || first === 112 /* p */ || first === 104 /* h */ || first === 117 /* u */) {
+          const lower = name.toLowerCase()
+          if (lower === 'host') host ??= value
+          else if (lower === 'upgrade') upgradeHeader = true
+          else if (lower === 'connection' || lower === 'proxy-connection') {
+            connection += `${value},`
+            continue
+          } else if (lower.startsWith('x-verified-') || lower === 'keep-alive' || lower === 'x-forwarded-for' || lower === 'x-forwarded-proto') continue
+        }
+        kept += `${name}: ${value}\r\n`
+      }
+      if (method === 'CONNECT') return this.#fail(400, 'BadRequest', 'CONNECT is not supported')
+      if (!hosts.allows(host)) return this.#fail(403, 'InvalidHost', 'this Host is not allowed')
+      const [token, path] = splitToken(target)
+      const grant = token === '' ? undefined : registry.grant(token)
+      if (!grant || grant.backend.ending) return this.#fail(410, 'Gone', 'unknown or expired connection token')
+      const upgrade = upgradeHeader && hasToken(connection, 'upgrade')
+      const closeAfter = hasToken(connection, 'close') || (version === 'HTTP/1.0' && !hasToken(connection, 'keep-alive'))
+      this.#peer ??= this.client.remoteAddress ?? ''
+      const exchange: Exchange = {
+        grant,
+        method,
+        head:
+          `${method} ${path} ${version}\r\n${kept}${upgrade ? 'Connection: Upgrade\r\n' : ''}${identity(grant)}` +
+          `x-verified-path: ${target}\r\nx-forwarded-for: ${this.#peer}\r\nx-forwarded-proto: http\r\n`,
+        upgrade,
+        closeAfter,
+        counted: false,
+        answered: false,
+        requestDone: false,
+      }
+      this.#exchange = exchange
+      this.#request = new BodyFramer(kind[0], kind[1])
+      const backend = grant.backend
+      if (backend.status === 'ready') return this.#send(exchange)
+      this.#held = true
+      this.client.pause()
+      exchange.cancelHold = whenReady(
+        backend,
+        () => {
+          this.#held = false
+          this.#send(exchange)
+          this.#pump()
+          this.#flow()
+        },
+        (status) =>
+          status === 410
+            ? this.#fail(410, 'Gone', 'the backend ended before it was ready')
+            : this.#fail(504, 'GatewayTimeout', 'the backend was not ready in time'),
+      )
+    }
+
+    /** Writes the request head with the body bytes already here, in one write, to the backend's socket. */
+    #send(exchange: Exchange): void {
+      if (this.#closed) return
+      const backend = exchange.grant.backend
+      if (backend.ending) return this.#fail(410, 'Gone', 'the backend is terminating')
+      registry.begin(backend)
+      exchange.counted = true
+      let up = this.#up
+      if (up !== undefined && up.backend !== backend) {
+        // A request for another backend on the same client connection (the last exchange is over).
+        this.#dropUpstream()
+        up = undefined
+      }
+      up ??= this.#connect(backend)
+      const head = Buffer.from(`${exchange.head}\r\n`, 'latin1')
+      const buf = this.#buf
+      let body: Buffer | undefined
+      if (buf !== undefined) {
+        let end: number
+        try {
+          end = this.#request!.feed(buf, 0)
+        } catch {
+          return this.#fail(400, 'BadRequest', 'malformed request body')
+        }
+        body = end === -1 ? buf : buf.subarray(0, end)
+        this.#buf = end === -1 || end === buf.length ? undefined : buf.subarray(end)
+      }
+      this.#toUpstream(body === undefined || body.length === 0 ? head : Buffer.concat([head, body]))
+      if (this.#request!.done) this.#requestDone(exchange)
+    }
+
+    #toUpstream(bytes: Buffer): void {
+      const up = this.#up
+      if (up === undefined || bytes.length === 0) return
+      if (!up.socket.write(bytes)) {
+        this.#upBlocked = true
+        this.client.pause()
+      }
+    }
+
+    #requestDone(exchange: Exchange): void {
+      exchange.requestDone = true
+      this.#request = undefined
+    }
+
+    /** Resumes reading from the client unless something still holds it. */
+    #flow(): void {
+      if (this.#closed || this.#held || this.#upBlocked) return
+      if (this.#exchange !== undefined && this.#buf !== undefined && this.#buf.length > PIPELINE_BYTES) return
+      this.client.resume()
+    }
+
+    #connect(backend: Backend): Upstream {
+      const socket = connect({ host: registry.backendHost, port: backend.port!, noDelay: true })
+      const up: Upstream = { socket, backend, pending: undefined, scanned: 0, body: undefined, reusable: true, error: undefined }
+      this.#up = up
+      socket.on('data', (chunk: Buffer) => this.#onUpData(up, chunk))
+      socket.on('drain', () => {
+        this.#upBlocked = false
+        this.#flow()
+      })
+      socket.on('error', (error: NodeJS.ErrnoException) => {
+        up.error ??= error.code ?? error.message
+      })
+      socket.on('close', () => this.#onUpClose(up))
+      return up
+    }
+
+    #dropUpstream(): void {
+      const up = this.#up
+      this.#up = undefined
+      this.#upBlocked = false
+      up?.socket.destroy()
+    }
+
+    /** Relays backend bytes: interim heads as they are, the final head rewritten, then the body as is. */
+    #onUpData(up: Upstream, chunk: Buffer): void {
+      if (up !== this.#up || this.#closed) return
+      const exchange = this.#exchange
+      if (exchange === undefined || !exchange.counted) {
+        // Bytes outside any exchange: the backend does not speak HTTP/1.1 as expected.
+        return this.#dropUpstream()
+      }
+      let buf = chunk
+      let from = 0
+      for (;;) {
+        if (up.body !== undefined) {
+          let end: number
+          try {
+            end = up.body.feed(buf, from)
+          } catch (error) {
+            return this.#upstreamFailed(up, exchange, (error as FramingError).message)
+          }
+          if (end === -1) return this.#toClient(from === 0 ? buf : buf.subarray(from))
+          this.#toClient(buf.subarray(from, end))
+          if (end !== buf.length) up.reusable = false // bytes past the response: do not trust this socket again
+          return this.#responseDone(up, exchange)
+        }
+        if (up.pending !== undefined) {
+          buf = Buffer.concat([up.pending, from === 0 ? buf : buf.subarray(from)])
+          from = 0
+          up.pending = undefined
+        }
+        let end: number
+        try {
+          end = headEnd(buf, from, up.scanned, MAX_HEAD)
+        } catch {
+          return this.#upstreamFailed(up, exchange, 'response head too large')
+        }
+        if (end === -1) {
+          up.pending = from === 0 ? buf : buf.subarray(from)
+          up.scanned = up.pending.length
+          return
+        }
+        up.scanned = 0
+        let head
+        try {
+          head = parseHead(buf.toString('latin1', from, end), 'response')
+        } catch (error) {
+          return this.#upstreamFailed(up, exchange, (error as HeadError).message)
+        }
+        const status = Number(head.second)
+        if (status === 101) {
+          if (!exchange.upgrade) return this.#upstreamFailed(up, exchange, 'unexpected 101')
+          return this.#tunnel(up, exchange, buf.subarray(from))
+        }
+        if (status < 200) {
+          // 100 Continue, 103 Early Hints: passed through; the final response follows.
+          exchange.answered = true
+          this.#toClient(buf.subarray(from, end))
+          from = end
+          if (from === buf.length) return
+          continue
+        }
+        const headBytes = this.#finalHead(up, exchange, head.first, status, head.third, head.headers)
+        if (headBytes === undefined) return // failed
+        const body = up.body!
+        // Body bytes that arrived with the head go in the same write (only those of this response).
+        let bodyEnd = end
+        if (!body.done && end < buf.length) {
+          try {
+            bodyEnd = body.feed(buf, end)
+          } catch (error) {
+            return this.#upstreamFailed(up, exchange, (error as FramingError).message)
+          }
+          if (bodyEnd === -1) bodyEnd = buf.length
+        }
+        this.#toClient(bodyEnd === end ? headBytes : Buffer.concat([headBytes, buf.subarray(end, bodyEnd)]))
+        if (body.done) this.#responseDone(up, exchange, bodyEnd === buf.length ? undefined : buf.subarray(bodyEnd))
+        return
+      }
+    }
+
+    /** The final response head, rewritten; sets up the body framer. */
+    #finalHead(up: Upstream, exchange: Exchange, version: string, status: number, reason: string, headers: string[]): Buffer | undefined {
+      let kind
+      try {
+        kind = responseHasBody(exchange.method, status) ? bodyFraming(headers, 'response') : (['none', 0] as const)
+      } catch (error) {
+        this.#upstreamFailed(up, exchange, (error as HeadError).message)
+        return undefined
+      }
+      let text = `HTTP/1.1 ${status} ${reason}\r\n`
+      let cors = false
+      let backendCloses = version === 'HTTP/1.0'
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i]!
+        const first = name.charCodeAt(0) | 32
+        if (first === 99 /* c */ || first === 107 /* k */ || first === 97 /* a */) {
+          const lower = name.toLowerCase()
+          if (lower === 'connection') {
+            const value = headers[i + 1]!
+            if (hasToken(value, 'close')) backendCloses = true
+            else if (hasToken(value, 'keep-alive')) backendCloses = false
+            continue
+          }
+          if (lower === 'keep-alive') continue
+          if (lower.startsWith('access-control-')) cors = true
+        }
+        text += `${name}: ${headers[i + 1]!}\r\n`
+      }
+      text += `x-plane-backend-id: ${up.backend.id}\r\n`
+      // As Plane: CORS headers only when the backend set none itself.
+      if (!cors) text += CORS_RESPONSE
+      const closeDelimited = kind[0] === 'close'
+      if (closeDelimited || backendCloses) up.reusable = false
+      // A body that ends when the backend closes, or an upgrade refused: the client connection ends too.
+      if (closeDelimited || exchange.upgrade) exchange.closeAfter = true
+      if (exchange.closeAfter) text += 'connection: close\r\n'
+      up.body = new BodyFramer(kind[0], kind[1])
+      exchange.answered = true
+      return Buffer.from(`${text}\r\n`, 'latin1')
+    }
+
+    #toClient(bytes: Buffer): void {
+      if (bytes.length === 0) return
+      if (!this.client.write(bytes)) this.#up?.socket.pause()
+    }
+
+    /** The response is complete: end the exchange, keep or drop the backend socket, go on with the next request. */
+    #responseDone(up: Upstream, exchange: Exchange, extra?: Buffer): void {
+      up.body = undefined
+      if (extra !== undefined) up.reusable = false
+      this.#uncount(exchange)
+      exchange.cancelHold = undefined
+      // A backend that answered before reading the whole body: the rest of the body has nowhere to go.
+      if (!exchange.requestDone) exchange.closeAfter = true
+      if (!up.reusable) this.#dropUpstream()
+      this.#exchange = undefined
+      if (exchange.closeAfter) {
+        this.#closed = true
+        this.client.end()
+        return
+      }
+      this.#flow()
+      this.#pump()
+    }
+
+    #uncount(exchange: Exchange): void {
+      if (!exchange.counted) return
+      exchange.counted = false
+      registry.end(exchange.grant.backend)
+    }
+
+    /** The backend failed this exchange: 502 when nothing was answered yet, otherwise cut the client off. */
+    #upstreamFailed(up: Upstream, exchange: Exchange, why: string): void {
+      report(`proxy: ${up.backend.id}: ${why}`)
+      this.#dropUpstream()
+      if (exchange.answered) return this.destroy()
+      this.#fail(502, 'BadGateway', 'the backend did not answer')
+    }
+
+    #onUpClose(up: Upstream): void {
+      if (up !== this.#up) return
+      this.#up = undefined
+      this.#upBlocked = false
+      const exchange = this.#exchange
+      if (this.#closed || exchange === undefined) return // an idle backend socket closed: the next request opens another
+      if (this.#tunneled) return this.destroy()
+      if (up.body !== undefined && up.body.kind === 'close') {
+        // A close-delimited body ends here.
+        up.reusable = false
+        return this.#responseDone(up, exchange)
+      }
+      if (!exchange.counted) return // not sent yet (held): nothing lost
+      this.#upstreamFailed(up, exchange, up.error ?? 'connection closed')
+    }
+
+    /** The backend answered 101: from now on both sockets are one byte stream. */
+    #tunnel(up: Upstream, exchange: Exchange, response: Buffer): void {
+      this.#tunneled = true
+      exchange.answered = true
+      this.client.setTimeout(0)
+      const client = this.client
+      const socket = up.socket
+      client.removeListener('data', this.#onData)
+      socket.removeAllListeners('data')
+      socket.removeAllListeners('drain')
+      client.removeAllListeners('drain')
+      client.removeListener('end', this.#onEnd)
+      client.setNoDelay(true)
+      client.write(response)
+      if (this.#buf !== undefined) socket.write(this.#buf)
+      this.#buf = undefined
+      socket.pipe(client)
+      client.pipe(socket)
+      socket.resume()
+      client.resume()
+    }
+
+    /** Answers with an error and closes the connection (what follows the failed request is not trusted). */
+    #fail(status: number, code: string, message: string): void {
+      if (this.#closed) return
+      const exchange = this.#exchange
+      if (exchange !== undefined) {
+        exchange.cancelHold?.()
+        this.#uncount(exchange)
+        if (exchange.answered) return this.destroy()
+      }
+      this.#closed = true
+      this.#exchange = undefined
+      this.#dropUpstream()
+      this.#buf = undefined
+      if (!this.client.writable) return void this.client.destroy()
+      this.client.end(errorResponse(status, code, message, true))
+      this.client.resume() // drain what the client still sends until it sees the close
+    }
+
+    /** Ends everything at once: the client, the backend socket, the hold, the activity count. */
+    destroy(): void {
+      this.#closed = true
+      const exchange = this.#exchange
+      if (exchange !== undefined) {
+        exchange.cancelHold?.()
+        this.#uncount(exchange)
+      }
+      this.#dropUpstream()
+      this.client.destroy()
+      connections.delete(this.client)
+    }
   }
 
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    socket.on('error', () => socket.destroy())
-    if (!hosts.allows(req.headers.host)) return rawReply(socket, 403, 'Forbidden')
-    const [token, path] = splitToken(req.url ?? '/')
-    const grant = token === '' ? undefined : registry.grant(token)
-    if (!grant || grant.backend.ending) return rawReply(socket, 410, 'Gone')
-    if (grant.backend.status === 'ready') return upgrade(req, socket, head, grant, path)
-    whenReady(
-      grant.backend,
-      (fn) => socket.on('close', fn),
-      () => upgrade(req, socket, head, grant, path),
-      (status) => rawReply(socket, status, status === 410 ? 'Gone' : 'Gateway Timeout'),
-    )
+  const onConnection = (client: Socket): void => {
+    connections.add(client)
+    new Connection(client)
   }
 
-  return { onRequest, onUpgrade, close: () => agent.destroy() }
+  /** Ends every client connection (and with it its backend socket). */
+  const close = () => {
+    for (const socket of connections) socket.destroy()
+    connections.clear()
+  }
+
+  return { onConnection, close }
 }

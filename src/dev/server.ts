@@ -4,11 +4,12 @@
  * resolves there), so that `new Jamsocket({ dev: true, port })` reaches it unchanged.
  */
 import { lookup } from 'node:dns/promises'
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingMessage, Server } from 'node:http'
+import type { Server as NetServer } from 'node:net'
 import { networkInterfaces, hostname } from 'node:os'
 import { createApiHandler, type PublicUrls } from './api.js'
 import { type DevServerOptions, resolveDevOptions } from './options.js'
-import { createProxy } from './proxy.js'
+import { createProxy, createProxyServer } from './proxy.js'
 import { Registry } from './registry.js'
 import { HostCheck } from './respond.js'
 
@@ -42,7 +43,7 @@ function bracket(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
 }
 
-function listen(server: Server, port: number, host: string): Promise<number> {
+function listen(server: NetServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error) => reject(error)
     server.once('error', onError)
@@ -54,10 +55,10 @@ function listen(server: Server, port: number, host: string): Promise<number> {
   })
 }
 
-function closeServer(server: Server): Promise<void> {
+function closeServer(server: NetServer): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve())
-    server.closeAllConnections()
+    if (server instanceof Server) server.closeAllConnections()
   })
 }
 
@@ -85,11 +86,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const resolved = resolveDevOptions(options)
   const { host } = resolved
   const registry = new Registry(resolved)
-  const servers: Server[] = []
+  const servers: NetServer[] = []
   const wildcard = WILDCARDS.has(host)
   try {
     const apiServer = createServer()
-    const proxyServer = createServer()
+    const proxyServer = createProxyServer()
     servers.push(apiServer, proxyServer)
     const port = await listen(apiServer, resolved.port, host)
     const proxyPort = await listen(proxyServer, resolved.proxyPort, host)
@@ -114,18 +115,17 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       holdMs: resolved.holdMs,
       onError: (text) => resolved.onEvent?.({ type: 'message', level: 'warn', text }),
     })
-    const wire = (api: Server, prx: Server) => {
+    const wire = (api: Server, prx: NetServer) => {
       api.on('request', apiHandler)
-      prx.on('request', proxy.onRequest)
-      prx.on('upgrade', proxy.onUpgrade)
-      for (const s of [api, prx]) s.on('clientError', (_error, socket) => socket.destroy())
+      api.on('clientError', (_error, socket) => socket.destroy())
+      prx.on('connection', proxy.onConnection)
     }
     wire(apiServer, proxyServer)
 
     // `localhost` may resolve to ::1 first (newer Node / other hosts files): listen there too.
     if (host === '127.0.0.1' && (await localhostIsIpv6())) {
       const api6 = createServer()
-      const proxy6 = createServer()
+      const proxy6 = createProxyServer()
       try {
         await listen(api6, port, '::1')
         await listen(proxy6, proxyPort, '::1')
@@ -141,8 +141,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     const close = () => {
       closing ??= (async () => {
         await registry.close()
-        proxy.close()
-        await Promise.all(servers.map(closeServer))
+        const closed = Promise.all(servers.map(closeServer))
+        proxy.close() // after close(): no new connections come in
+        await closed
       })()
       return closing
     }

@@ -2,8 +2,10 @@
  * The proxy end to end: token routing and stripping, identity headers, held requests, WebSockets,
  * CORS, and resilience to backends that misbehave.
  */
-import { describe, expect, it } from 'vitest'
+import { connect } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { startDevServer, type DevServer } from '../../src/dev/index.js'
 import { Jamsocket } from '../../src/index.js'
 import { connectRaw, eventually, rawRequest, startServer, statusOf, waitStatus } from './helpers.js'
 
@@ -27,6 +29,96 @@ function roundTrip(socket: WebSocket, text: string): Promise<string> {
     socket.once('message', (data) => resolve(String(data)))
     socket.send(text)
   })
+}
+
+/** Writes `text` on one raw connection to `base` (`http://host:port`), returns all it answers until the proxy closes. */
+function rawExchange(base: string, text: string | string[]): Promise<string> {
+  const { hostname, port } = new URL(base)
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port) })
+    let answer = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (chunk: string) => (answer += chunk))
+    socket.on('end', () => resolve(answer))
+    socket.on('error', reject)
+    // Several strings are written one by one (separate packets), one string at once (pipelined).
+    for (const part of Array.isArray(text) ? text : [text]) socket.write(part)
+  })
+}
+
+/** Splits raw answers into status, headers (lower-cased names) and bodies (Content-Length or chunked). */
+function splitAnswers(raw: string): { status: number; headers: Record<string, string>; body: string }[] {
+  const out: { status: number; headers: Record<string, string>; body: string }[] = []
+  let rest = raw
+  while (rest.length > 0) {
+    const end = rest.indexOf('\r\n\r\n')
+    const lines = rest.slice(0, end).split('\r\n')
+    const headers: Record<string, string> = {}
+    for (const line of lines.slice(1)) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim()
+    rest = rest.slice(end + 4)
+    let body = ''
+    if (headers['transfer-encoding'] === 'chunked') {
+      for (;;) {
+        const eol = rest.indexOf('\r\n')
+        const size = parseInt(rest.slice(0, eol), 16)
+        body += rest.slice(eol + 2, eol + 2 + size)
+        rest = rest.slice(eol + 2 + size + 2)
+        if (size === 0) break
+      }
+    } else {
+      const length = Number(headers['content-length'] ?? rest.length)
+      body = rest.slice(0, length)
+      rest = rest.slice(length)
+    }
+    out.push({ status: Number(lines[0]!.split(' ')[1]), headers, body })
+  }
+  return out
+}
+
+// A backend with the framings the `listen` fixture does not produce (node:http makes them by itself).
+const FRAMINGS = `
+const { createServer } = require('node:http')
+createServer((req, res) => {
+  let body = ''
+  req.on('data', (c) => (body += c))
+  req.on('end', () => {
+    if (req.url === '/chunked') {
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-sum' })
+      res.write('one,')
+      setImmediate(() => {
+        res.write('two,')
+        res.addTrailers({ 'x-sum': '3' })
+        res.end('three')
+      })
+    } else if (req.url === '/close-delimited') {
+      req.socket.end('HTTP/1.1 200 OK\\r\\ncontent-type: text/plain\\r\\n\\r\\nuntil the end')
+    } else if (req.url === '/cut') {
+      res.writeHead(200, { 'content-length': '100' })
+      res.write('only part')
+      setImmediate(() => req.socket.destroy())
+    } else if (req.url === '/no-content') {
+      res.writeHead(204)
+      res.end()
+    } else {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': 5 })
+      res.end(req.method === 'HEAD' ? undefined : 'hello')
+    }
+  })
+}).listen(Number(process.env.PORT), () => console.log('up'))
+process.on('SIGTERM', () => process.exit(0))
+`
+
+const own: DevServer[] = []
+afterEach(async () => {
+  await Promise.all(own.splice(0).map((s) => s.close()))
+})
+
+async function framingServer(): Promise<{ server: DevServer; url: string }> {
+  const server = await startDevServer({ command: [process.execPath, '-e', FRAMINGS], port: 0, proxyPort: 0, graceMs: 2000 })
+  own.push(server)
+  const cr = await connectRaw(server, { key: 'framings' })
+  await waitStatus(server, cr.backend_id, 'ready')
+  return { server, url: cr.url }
 }
 
 describe('proxy', () => {
@@ -165,5 +257,97 @@ describe('proxy', () => {
     await early
     await waitStatus(server, cr.backend_id, 'ready')
     await eventually(async () => (await fetch(`${cr.url}after`)).status === 200, 'the proxy to keep serving')
+  })
+
+  it('answers pipelined requests in order on one connection, including a chunked request body', async () => {
+    const server = await startServer('listen')
+    const cr = await connectRaw(server, { key: 'pipe' })
+    await waitStatus(server, cr.backend_id, 'ready')
+    const { host, pathname } = new URL(cr.url)
+    const answer = await rawExchange(
+      cr.url,
+      `GET ${pathname}first HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
+        `POST ${pathname}second HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n` +
+        `PUT ${pathname}third HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 4\r\nConnection: close\r\n\r\nwxyz`,
+    )
+    const echoes = splitAnswers(answer).map((a) => JSON.parse(a.body) as Echo)
+    expect(echoes.map((e) => [e.method, e.url, e.body])).toEqual([
+      ['GET', '/first', ''],
+      ['POST', '/second', 'abcde'],
+      ['PUT', '/third', 'wxyz'],
+    ])
+  })
+
+  it('passes request bodies split across packets, in Content-Length and chunked framing', async () => {
+    const server = await startServer('listen')
+    const cr = await connectRaw(server, { key: 'split' })
+    await waitStatus(server, cr.backend_id, 'ready')
+    const { host, pathname } = new URL(cr.url)
+    const answer = await rawExchange(cr.url, [
+      `POST ${pathname}a HTTP/1.1\r\nHost: ${host}\r\nContent-Le`,
+      'ngth: 6\r\n\r\nhel',
+      `lo!POST ${pathname}b HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r`,
+      '\nbody\r\n0\r\n',
+      '\r\n',
+    ])
+    expect(splitAnswers(answer).map((a) => (JSON.parse(a.body) as Echo).body)).toEqual(['hello!', 'body'])
+  })
+
+  it('routes each request on one client connection by its own token (switching backends)', async () => {
+    const server = await startServer('listen')
+    const one = await connectRaw(server, { key: 'one' })
+    const two = await connectRaw(server, { key: 'two' })
+    await waitStatus(server, one.backend_id, 'ready')
+    await waitStatus(server, two.backend_id, 'ready')
+    const { host } = new URL(one.url)
+    const get = (url: string, last = false) => `GET ${new URL(url).pathname}x HTTP/1.1\r\nHost: ${host}\r\n${last ? 'Connection: close\r\n' : ''}\r\n`
+    const answers = splitAnswers(await rawExchange(one.url, get(one.url) + get(two.url) + get(one.url, true)))
+    expect(answers.map((a) => a.headers['x-plane-backend-id'])).toEqual([one.backend_id, two.backend_id, one.backend_id])
+    expect(answers.map((a) => (JSON.parse(a.body) as Echo).headers['x-verified-backend'])).toEqual([one.backend_id, two.backend_id, one.backend_id])
+  })
+
+  it('relays chunked responses with trailers, HEAD and 204 answers without bodies, and close-delimited bodies', async () => {
+    const { url } = await framingServer()
+    const { host, pathname } = new URL(url)
+    const raw = await rawExchange(
+      url,
+      `HEAD ${pathname}head HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
+        `GET ${pathname}no-content HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
+        `GET ${pathname}chunked HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
+        `GET ${pathname}close-delimited HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+    )
+    const heads = raw.split('\r\n\r\n')
+    expect(heads[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+    expect(heads[0]!.toLowerCase()).toContain('content-length: 5')
+    expect(heads[1]).toMatch(/^HTTP\/1\.1 204 No Content\r\n/)
+    expect(heads[2]!.toLowerCase()).toContain('transfer-encoding: chunked')
+    expect(heads[3]).toBe('4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\nx-sum: 3')
+    expect(heads[4]!.toLowerCase()).toContain('connection: close')
+    expect(heads[5]).toBe('until the end')
+    // Through fetch as well.
+    const chunked = await fetch(`${url}chunked`)
+    expect(await chunked.text()).toBe('one,two,three')
+    expect(chunked.headers.get('x-plane-backend-id')).not.toBeNull()
+    const head = await fetch(`${url}head`, { method: 'HEAD' })
+    expect(head.headers.get('content-length')).toBe('5')
+    expect(await (await fetch(`${url}close-delimited`)).text()).toBe('until the end')
+  })
+
+  it('cuts the client off when the backend closes mid-response, and keeps serving', async () => {
+    const { server, url } = await framingServer()
+    const response = await fetch(`${url}cut`)
+    expect(response.status).toBe(200)
+    await expect(response.text()).rejects.toThrow()
+    expect(await (await fetch(`${url}fine`)).text()).toBe('hello')
+    const list = (await (await fetch(`${server.apiUrl}/v2/account/a/backends`)).json()) as { running_backends: unknown[] }
+    expect(list.running_backends).toHaveLength(1)
+  })
+
+  it('answers malformed and oversized request heads with 400 and 431', async () => {
+    const server = await startServer('listen')
+    const { host } = new URL(server.proxyUrl)
+    expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nBad Header: 1\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /)
+    expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /)
+    expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /)
   })
 })
