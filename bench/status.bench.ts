@@ -2,8 +2,9 @@
  * Status following at scale: 1,000 backends followed at once on one local server that emits the
  * full lifecycle (scheduled → loading → starting → waiting → ready → terminating → terminated).
  *
- * Measured for BackendHandle and, in the same run, for the `eventsource` npm package (4.x) as the
- * baseline:
+ * Measured for handles from the client (`jamsocket.handle()`, which on Node follow over node:http)
+ * and, in the same run, for the `eventsource` npm package (4.x) as the baseline (plus, once each, a
+ * BackendHandle on fetch as a browser builds it, and a bare fetch stream):
  * - heap bytes per followed backend, while all 1,000 streams are open (global.gc() before both
  *   readings);
  * - the delay from the server's write of a status to the handler call, p50/p99, on one clock
@@ -89,13 +90,23 @@ interface ClientResult {
 
 type Follow = (id: string, url: string, onStatus: (status: string) => void) => () => void
 
-type Kind = 'handle' | 'eventsource' | 'floor'
+type Kind = 'handle' | 'fetch-handle' | 'eventsource' | 'floor'
 
 async function runClient(kind: Kind, origin: string): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc
   if (!gc) throw new Error('run with --expose-gc')
   let follow: Follow
   if (kind === 'handle') {
+    // What a Node server follows with: handles from the client (the node:http stream transport).
+    const { Jamsocket } = await import('../src/index.js')
+    const jamsocket = new Jamsocket({ dev: true })
+    follow = (id, url, onStatus) => {
+      const handle = jamsocket.handle({ backend_id: id, spawned: true, status: 'scheduled', token: 't', url: 'u', status_url: url, ready_url: '' })
+      handle.on('status', (s) => onStatus(s.status))
+      return () => handle.close()
+    }
+  } else if (kind === 'fetch-handle') {
+    // What a browser follows with: a handle built from the ConnectResponse, over fetch.
     const { BackendHandle } = await import('../src/status/index.js')
     follow = (id, url, onStatus) => {
       const handle = new BackendHandle({ backend_id: id, spawned: true, status: 'scheduled', token: 't', url: 'u', status_url: url, ready_url: '' })
@@ -218,11 +229,11 @@ async function main(): Promise<void> {
   const server = spawnTsx(['server'])
   const port = await firstLine(server, 'PORT ')
   const origin = `http://127.0.0.1:${port}`
-  const results: Record<string, ClientResult[]> = { handle: [], eventsource: [], floor: [] }
+  const results: Record<string, ClientResult[]> = { handle: [], 'fetch-handle': [], eventsource: [], floor: [] }
   try {
     for (let round = 0; round < ROUNDS; round++) {
       const kinds = round % 2 === 0 ? ['handle', 'eventsource'] : ['eventsource', 'handle']
-      if (round === 0) kinds.push('floor')
+      if (round === 0) kinds.push('floor', 'fetch-handle')
       for (const kind of kinds) {
         const client = spawnTsx(['client', kind, origin])
         results[kind]!.push(JSON.parse(await firstLine(client, 'RESULT ')) as ClientResult)
@@ -244,8 +255,9 @@ async function main(): Promise<void> {
   const row = (name: string, s: typeof ours) =>
     `${name.padEnd(22)} ${Math.round(s.heap).toString().padStart(8)} B/handle   p50 ${s.p50.toFixed(3)} ms   p99 ${s.p99.toFixed(3)} ms   (${s.samples} deliveries)`
   console.log(`status: follow ${N} backends through the full lifecycle on one local server (${ROUNDS} runs each)`)
-  console.log(row('BackendHandle', ours))
+  console.log(row('jamsocket handle', ours))
   console.log(row('eventsource 4 (base)', base))
+  console.log(row('BackendHandle on fetch', summary('fetch-handle')) + '  (the browser path, for reference)')
   {
     for (const kind of ['handle', 'eventsource']) {
       const steps = LIFE.map((status, step) => {
@@ -258,8 +270,7 @@ async function main(): Promise<void> {
   const floor = summary('floor')
   console.log(
     `fetch floor: a bare fetch stream + reader holds ${Math.round(floor.heap)} B, so no fetch-based follower can reach ` +
-      `${(floor.heap / base.heap).toFixed(2)}× the baseline; BackendHandle adds ${Math.round(ours.heap - floor.heap)} B above it, ` +
-      `eventsource ${Math.round(base.heap - floor.heap)} B`,
+      `${(floor.heap / base.heap).toFixed(2)}× the baseline (hence the node:http transport on Node)`,
   )
   console.log(`memory per handle: ${memRatio.toFixed(2)}× baseline (goal ≤ ${GOAL_MEMORY}×) ${memRatio <= GOAL_MEMORY ? 'MET' : 'MISSED'}`)
   console.log(`p50 delay: ${(ours.p50 / base.p50).toFixed(2)}× baseline`)

@@ -25,6 +25,7 @@ import {
   resolveOptions,
   type TerminateOptions,
 } from './options.js'
+import { statusFetch } from './node-stream.js'
 import { attempt, cacheBuster, type Call } from './request.js'
 import { type RetryMode, withRetries } from './retry.js'
 import { checkBackendId, checkSignal, connectBody } from './validate.js'
@@ -74,7 +75,9 @@ export class Jamsocket {
     this.#options = resolveOptions(merged)
     guardBrowser(this.#options.dangerouslyAllowBrowser)
     this.#target = resolveTarget(init)
-    this.#handleOptions = this.#options.fetch ? { fetch: this.#options.fetch } : {}
+    // Handles follow status with the caller's fetch, or on Node with the lean node:http transport.
+    const fetch = this.#options.fetch ?? statusFetch()
+    this.#handleOptions = fetch ? { fetch } : {}
   }
 
   /**

@@ -1,5 +1,6 @@
 import { checkMs, deadline, type Deadline } from '../abort.js'
 import type { Jamsocket } from '../client/jamsocket.js'
+import { statusFetch } from '../client/node-stream.js'
 import { BackendTerminatedError, JamsocketError } from '../errors.js'
 import { StatusFeed, type StatusFeedOptions } from '../status/feed.js'
 import { BackendHandle } from '../status/handle.js'
@@ -110,7 +111,7 @@ export class BackendPool {
     this.#maxEntries = maxEntries
     this.#reuseMs = reuseMs
     this.#maxRespawns = maxRespawns
-    this.#statusOptions = { ...status, fetch: jamsocket.fetch }
+    this.#statusOptions = { ...status, fetch: jamsocket.fetch ?? statusFetch() }
   }
 
   /**
