@@ -4,6 +4,7 @@
  * shape), with the token redacted from everything that came back.
  */
 import { deadline, type FetchLike } from '../abort.js'
+import { parseRetryAfter } from '../status/backoff.js'
 import {
   AuthenticationError,
   BackendNotFoundError,
@@ -59,15 +60,6 @@ export function redact(text: string, token: string): string {
 
 function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}…` : text
-}
-
-/** Reads `Retry-After` (delay-seconds or an HTTP date) as milliseconds from now; undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
-  if (value === null) return undefined
-  const text = value.trim()
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000)
-  const date = Date.parse(text)
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }
 
 /** The first `code` found along an error's `cause` chain (and AggregateError members), e.g. `ECONNREFUSED`. */

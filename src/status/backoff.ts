@@ -16,11 +16,14 @@ export function backoffDelay(failures: number, baseMs: number, maxMs: number, ra
   return Math.round(ceiling / 2 + (random() * ceiling) / 2)
 }
 
-/** Reads `Retry-After` (delay-seconds or an HTTP date) as milliseconds from now; undefined when absent or unreadable. */
+/**
+ * Reads `Retry-After` (delay-seconds or an HTTP date) as milliseconds from now; undefined when
+ * absent or unreadable. Uncapped: each caller applies its own cap. (The client reads it too.)
+ */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
   if (value === null) return undefined
   const text = value.trim()
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.min(MAX_RETRY_AFTER_MS, Math.round(Number(text) * 1000))
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000)
   const date = Date.parse(text)
-  return Number.isNaN(date) ? undefined : Math.min(MAX_RETRY_AFTER_MS, Math.max(0, date - now))
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }

@@ -17,7 +17,7 @@ import {
   TimeoutError,
 } from '../errors.js'
 import { parseBackendState, statusRank, type BackendState, type ConnectResponse } from '../wire.js'
-import { backoffDelay, parseRetryAfter } from './backoff.js'
+import { backoffDelay, MAX_RETRY_AFTER_MS, parseRetryAfter } from './backoff.js'
 import { DEFAULT_MAX_EVENT_BYTES, readEventStream, type SseHandlers, type SseMessage } from './sse.js'
 
 /** How the feed reconnects after the stream drops or fails. */
@@ -499,7 +499,8 @@ export class StatusFeed {
   /** Maps a non-200 answer to what following does next. */
   #classify(response: Response): Attempt {
     const status = response.status
-    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'))
+    const asked = parseRetryAfter(response.headers.get('retry-after'))
+    const retryAfterMs = asked === undefined ? undefined : Math.min(MAX_RETRY_AFTER_MS, asked)
     const init = { status, operation: 'status stream', retryAfterMs }
     if (status === 204) {
       // "Stop reconnecting" (the SSE spec's way): following ends without a terminal status.
