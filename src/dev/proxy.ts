@@ -22,8 +22,9 @@ export interface ProxyOptions {
 
 /** Request and response heads larger than this are refused (431 / 502), as node:http's default. */
 const MAX_HEAD = 16 * 1024
-/** A client connection with no request for this long is closed. */
+/** A client connection with no request for this long is closed (a little after what responses announce). */
 const IDLE_MS = 65_000
+const KEEP_ALIVE = 'keep-alive: timeout=60\r\n'
 /** Pipelined requests buffered while one is in flight, before the client is paused. */
 const PIPELINE_BYTES = 64 * 1024
 
@@ -492,7 +493,8 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       if (closeDelimited || backendCloses) up.reusable = false
       // A body that ends when the backend closes, or an upgrade refused: the client connection ends too.
       if (closeDelimited || exchange.upgrade) exchange.closeAfter = true
-      if (exchange.closeAfter) text += 'connection: close\r\n'
+      // Without a close, say how long an idle connection stays open, so that clients close theirs first.
+      text += exchange.closeAfter ? 'connection: close\r\n' : KEEP_ALIVE
       up.body = new BodyFramer(kind[0], kind[1])
       exchange.answered = true
       return Buffer.from(`${text}\r\n`, 'latin1')
