@@ -169,10 +169,12 @@ describe('proxy', () => {
     const server = await startServer('listen')
     const cr = await connectRaw(server, { key: 'held', spawn: { executable: { env: { FIXTURE_DELAY_MS: '300' } } } })
     const pending = fetch(`${cr.url}early`)
+    const posted = fetch(`${cr.url}early-post`, { method: 'POST', body: 'held body' })
     expect((await statusOf(server, cr.backend_id)).status).not.toBe('ready')
     const response = await pending
     expect(response.status).toBe(200)
     expect(((await response.json()) as Echo).url).toBe('/early')
+    expect(((await (await posted).json()) as Echo).body).toBe('held body')
   })
 
   it('answers a held request with 504 after holdMs, and with 410 when the backend ends first', async () => {
@@ -349,5 +351,28 @@ describe('proxy', () => {
     expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nBad Header: 1\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /)
     expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /)
     expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /)
+  })
+
+  it('passes interim responses through: 100 Continue reaches the client before it sends the body', async () => {
+    const server = await startServer('listen')
+    const cr = await connectRaw(server, { key: 'continue' })
+    await waitStatus(server, cr.backend_id, 'ready')
+    const { host, hostname, port, pathname } = new URL(cr.url)
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ host: hostname, port: Number(port) })
+      let text = ''
+      socket.setEncoding('latin1')
+      socket.on('data', (chunk: string) => {
+        // The body goes only after the backend's 100 Continue came through the proxy.
+        if (text === '' && chunk.startsWith('HTTP/1.1 100 ')) socket.write('ping')
+        text += chunk
+      })
+      socket.on('end', () => resolve(text))
+      socket.on('error', reject)
+      socket.write(`POST ${pathname}c HTTP/1.1\r\nHost: ${host}\r\nExpect: 100-continue\r\nContent-Length: 4\r\nConnection: close\r\n\r\n`)
+    })
+    expect(answer).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /)
+    const final = splitAnswers(answer.slice(answer.indexOf('\r\n\r\n') + 4))
+    expect((JSON.parse(final[0]!.body) as Echo).body).toBe('ping')
   })
 })
