@@ -44,13 +44,13 @@ function splitToken(url: string): [token: string, path: string] {
   return [token, url.charCodeAt(end) === 47 ? url.slice(end) : `/${url.slice(end)}`]
 }
 
-// A header value the server adds, made safe to write as latin1: no line breaks (header injection
-// through a user name), and characters past latin1 sent as their UTF-8 bytes.
+// A header value the server adds, made safe to write as latin1: no control characters (header
+// injection through a user name), and non-ASCII text as its UTF-8 bytes (as Plane sends it).
 function headerValue(value: string): string {
   // eslint-disable-next-line no-control-regex
   const clean = value.replace(/[\0-\x08\n-\x1f\x7f]/g, '')
   // eslint-disable-next-line no-control-regex
-  return /[^\x00-\xff]/.test(clean) ? Buffer.from(clean, 'utf8').toString('latin1') : clean
+  return /[^\x00-\x7f]/.test(clean) ? Buffer.from(clean, 'utf8').toString('latin1') : clean
 }
 
 // The identity headers of a grant, built once per grant.

@@ -375,4 +375,16 @@ describe('proxy', () => {
     const final = splitAnswers(answer.slice(answer.indexOf('\r\n\r\n') + 4))
     expect((JSON.parse(final[0]!.body) as Echo).body).toBe('ping')
   })
+
+  it('sends identity values without control characters (no header injection) and non-ASCII as UTF-8', async () => {
+    const server = await startServer('listen')
+    const auth = { name: 'Zoë ☃' }
+    const cr = await connectRaw(server, { key: 'inject', user: 'ada\r\nx-evil: 1', auth })
+    await waitStatus(server, cr.backend_id, 'ready')
+    const echo = (await (await fetch(cr.url)).json()) as Echo
+    expect(echo.headers).not.toHaveProperty('x-evil')
+    expect(echo.headers['x-verified-username']).toBe('adax-evil: 1')
+    // node:http reads header bytes as latin1: the bytes are the UTF-8 of the JSON.
+    expect(Buffer.from(echo.headers['x-verified-user-data']!, 'latin1').toString('utf8')).toBe(JSON.stringify(auth))
+  })
 })
