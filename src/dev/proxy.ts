@@ -115,6 +115,9 @@ interface Upstream {
   body: BodyFramer | undefined
   /** The backend keeps the connection open after this response. */
   reusable: boolean
+  /** When the last response ended, and how long the backend said it keeps an idle connection (ms, its Keep-Alive hint less a second). */
+  idleSince: number
+  keepAliveMs: number
   error: string | undefined
 }
 
@@ -313,8 +316,9 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       registry.begin(backend)
       exchange.counted = true
       let up = this.#up
-      if (up !== undefined && up.backend !== backend) {
-        // A request for another backend on the same client connection (the last exchange is over).
+      if (up !== undefined && (up.backend !== backend || Date.now() - up.idleSince > up.keepAliveMs)) {
+        // A request for another backend on the same client connection (the last exchange is over), or a
+        // socket the backend is about to close as idle: a request written into it would be lost.
         this.#dropUpstream()
         up = undefined
       }
@@ -359,7 +363,7 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
 
     #connect(backend: Backend): Upstream {
       const socket = connect({ host: registry.backendHost, port: backend.port!, noDelay: true })
-      const up: Upstream = { socket, backend, pending: undefined, scanned: 0, body: undefined, reusable: true, error: undefined }
+      const up: Upstream = { socket, backend, pending: undefined, scanned: 0, body: undefined, reusable: true, idleSince: 0, keepAliveMs: Number.POSITIVE_INFINITY, error: undefined }
       this.#up = up
       socket.on('data', (chunk: Buffer) => this.#onUpData(up, chunk))
       socket.on('drain', () => {
@@ -481,7 +485,11 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
             else if (hasToken(value, 'keep-alive')) backendCloses = false
             continue
           }
-          if (lower === 'keep-alive') continue
+          if (lower === 'keep-alive') {
+            const hint = /timeout=(\d+)/i.exec(headers[i + 1]!)
+            if (hint !== null) up.keepAliveMs = Number(hint[1]) * 1000 - 1000
+            continue
+          }
           if (lower.startsWith('access-control-')) cors = true
         }
         text += `${name}: ${headers[i + 1]!}\r\n`
@@ -509,6 +517,7 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     #responseDone(up: Upstream, exchange: Exchange, extra?: Buffer): void {
       up.body = undefined
       if (extra !== undefined) up.reusable = false
+      up.idleSince = Date.now()
       this.#uncount(exchange)
       exchange.cancelHold = undefined
       // A backend that answered before reading the whole body: the rest of the body has nowhere to go.
