@@ -274,6 +274,14 @@ export class Registry {
     await Promise.all(live.map((b) => this.whenTerminated(b)))
   }
 
+  /**
+   * SIGKILLs every process group at once, synchronously: the last resort when the host process
+   * exits without {@link close} (it runs in a process 'exit' handler, where nothing async runs).
+   */
+  killAllNow(): void {
+    for (const proc of this.#processes) proc.kill('SIGKILL')
+  }
+
   /** Refuses new connects, terminates everything, waits until every process is gone. */
   async close(): Promise<void> {
     this.#closing = true

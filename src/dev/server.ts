@@ -86,6 +86,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const resolved = resolveDevOptions(options)
   const { host } = resolved
   const registry = new Registry(resolved)
+  // Backends run in their own process groups, so they would outlive a host process that exits
+  // (process.exit, an uncaught exception) without close(): kill them as it goes.
+  const killOnExit = () => registry.killAllNow()
+  process.on('exit', killOnExit)
   const servers: NetServer[] = []
   const wildcard = WILDCARDS.has(host)
   try {
@@ -141,6 +145,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     const close = () => {
       closing ??= (async () => {
         await registry.close()
+        process.off('exit', killOnExit)
         const closed = Promise.all(servers.map(closeServer))
         proxy.close() // after close(): no new connections come in
         await closed
@@ -158,6 +163,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     }
   } catch (error) {
     await registry.close()
+    process.off('exit', killOnExit)
     await Promise.all(servers.filter((s) => s.listening).map(closeServer))
     throw error
   }
