@@ -120,12 +120,16 @@ export class BackendPool {
    * and the shared call is aborted only when every caller has gone.
    */
   connect(request: PoolConnectRequest, options: PoolConnectOptions = {}): Promise<BackendHandle> {
+    // Misuse rejects (as jamsocket.connect() does) rather than throwing from a promise-returning call.
     if (typeof request !== 'object' || request === null || typeof request.key !== 'string' || request.key === '') {
-      throw new TypeError('pool.connect() needs a request with a non-empty key, e.g. pool.connect({ key: "doc-42" })')
+      return Promise.reject(new TypeError('pool.connect() needs a request with a non-empty key, e.g. pool.connect({ key: "doc-42" })'))
     }
-    checkMs('timeoutMs', options.timeoutMs)
+    try {
+      checkMs('timeoutMs', options.timeoutMs)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     if (this.#closed.signal.aborted) return Promise.reject(new JamsocketError('the pool is closed'))
-
     return this.#connectShared(identityOf(request), request, options)
   }
 

@@ -144,9 +144,11 @@ describe('failures', () => {
     expect(api.calls).toHaveLength(2)
   })
 
-  it('a connect without a key is a TypeError that names the fix', () => {
+  it('a connect without a key rejects with a TypeError that names the fix, and makes no call', async () => {
     // @ts-expect-error the key is required
-    expect(() => pool.connect({})).toThrow(/needs a request with a non-empty key/)
+    await expect(pool.connect({})).rejects.toThrow(/needs a request with a non-empty key/)
+    await expect(pool.connect({ key: 'doc' }, { timeoutMs: -1 })).rejects.toThrow(RangeError)
+    expect(api.calls).toHaveLength(0)
   })
 
   it('connect after close() rejects', async () => {
