@@ -34,31 +34,46 @@ export function checkMs(name: string, value: number | undefined): void {
  * The timer is unref'd so that it never keeps a process alive on its own.
  */
 export function deadline(signal: AbortSignal | undefined, timeoutMs: number | undefined, what: string): Deadline {
-  const controller = new AbortController()
-  let timedOut = false
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const onAbort = () => controller.abort(signal?.reason)
-  if (signal?.aborted) controller.abort(signal.reason)
-  else signal?.addEventListener('abort', onAbort, { once: true })
-  if (timeoutMs !== undefined && !controller.signal.aborted) {
-    timer = setTimeout(() => {
-      timedOut = true
-      controller.abort(new TimeoutError(`${what} timed out after ${timeoutMs} ms`, timeoutMs))
-    }, timeoutMs)
-    unref(timer)
+  return new Limit(signal, timeoutMs, what)
+}
+
+// A class rather than an object literal with a getter: it is made once per request, on the hot path.
+class Limit implements Deadline {
+  readonly #controller = new AbortController()
+  readonly #signal: AbortSignal | undefined
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #timedOut = false
+  #onAbort: (() => void) | undefined
+
+  constructor(signal: AbortSignal | undefined, timeoutMs: number | undefined, what: string) {
+    const controller = this.#controller
+    this.#signal = signal
+    if (signal?.aborted) controller.abort(signal.reason)
+    else if (signal) signal.addEventListener('abort', (this.#onAbort = () => controller.abort(signal.reason)), { once: true })
+    if (timeoutMs !== undefined && !controller.signal.aborted) {
+      this.#timer = setTimeout(() => {
+        this.#timedOut = true
+        controller.abort(new TimeoutError(`${what} timed out after ${timeoutMs} ms`, timeoutMs))
+      }, timeoutMs)
+      unref(this.#timer)
+    }
   }
-  return {
-    signal: controller.signal,
-    get timedOut() {
-      return timedOut
-    },
-    dispose() {
-      if (timer !== undefined) clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-    },
-    reason() {
-      return controller.signal.reason
-    },
+
+  get signal(): AbortSignal {
+    return this.#controller.signal
+  }
+
+  get timedOut(): boolean {
+    return this.#timedOut
+  }
+
+  dispose(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    if (this.#onAbort) this.#signal!.removeEventListener('abort', this.#onAbort)
+  }
+
+  reason(): unknown {
+    return this.#controller.signal.reason
   }
 }
 
