@@ -26,6 +26,15 @@ const PREFLIGHT_HEADERS = {
   'access-control-max-age': '600',
 }
 
+/** The host[:port] of an Origin header value; '' when it is not a URL (e.g. `null`). */
+function hostOf(origin: string): string {
+  try {
+    return new URL(origin).host
+  } catch {
+    return ''
+  }
+}
+
 function decode(segment: string | undefined): string | undefined {
   if (segment === undefined || segment === '') return undefined
   try {
@@ -107,10 +116,20 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
     const parts = (query === -1 ? url : url.slice(0, query)).split('/')
     // parts[0] is '' (the path starts with '/')
     const method = req.method ?? 'GET'
+    const action = parts[2] === 'backend' ? parts.slice(4).join('/') : undefined
+    const publicRoute = action === 'status' || action === 'status/stream' || action === 'ready'
     if (method === 'OPTIONS') {
-      res.writeHead(204, PREFLIGHT_HEADERS)
+      // Only the routes a browser may call (no token) are offered to other origins.
+      res.writeHead(204, publicRoute ? PREFLIGHT_HEADERS : undefined)
       res.end()
       return
+    }
+    // A server that spawns processes must not take orders from web pages: a page on any site can
+    // POST a "simple" cross-origin request (no preflight) to localhost. Browsers always send Origin
+    // then; server-side clients do not. Only the public routes answer a foreign origin.
+    const origin = req.headers.origin
+    if (!publicRoute && origin !== undefined && !hosts.allows(hostOf(origin))) {
+      return sendError(res, 403, 'ForbiddenOrigin', 'requests from web pages are refused here (only status, status/stream and ready are public)')
     }
     if (parts[1] !== 'v2') return sendError(res, 404, 'NotFound', 'no such route')
     if (parts[2] === 'service' && (parts.length === 6 || parts.length === 7) && parts[parts.length - 1] === 'connect') {
@@ -129,10 +148,8 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
     }
     if (parts[2] !== 'backend' || parts.length < 4 || parts.length > 6) return sendError(res, 404, 'NotFound', 'no such route')
     const id = decode(parts[3])
-    const action = parts.slice(4).join('/')
-    const publicRoute = action === 'status' || action === 'status/stream' || action === 'ready'
     const expected = action === 'terminate' ? 'POST' : 'GET'
-    if (!['', 'status', 'status/stream', 'ready', 'terminate', 'logs/stream'].includes(action)) {
+    if (action === undefined || !['', 'status', 'status/stream', 'ready', 'terminate', 'logs/stream'].includes(action)) {
       return sendError(res, 404, 'NotFound', 'no such route')
     }
     if (method !== expected && !(method === 'HEAD' && expected === 'GET')) {
@@ -140,6 +157,12 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
     }
     const backend = backendOr404(res, id, publicRoute)
     if (!backend) return
+    if (method === 'HEAD' && action.endsWith('/stream')) {
+      // The headers of the stream, without a stream that would hold the connection open.
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...CORS_HEADERS })
+      res.end()
+      return
+    }
     switch (action) {
       case '':
         return sendJson(res, 200, backend.info())
@@ -167,8 +190,13 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
         sendError(res, error.status, error.code, error.message, error.status === 413 ? { connection: 'close' } : undefined)
         if (error.status === 413) res.on('finish', () => req.socket.destroySoon())
       } else {
-        options.onEvent?.({ type: 'message', level: 'error', text: `API error: ${(error as Error)?.message ?? String(error)}` })
-        sendError(res, 500, 'InternalError', 'internal error')
+        try {
+          options.onEvent?.({ type: 'message', level: 'error', text: `API error: ${(error as Error)?.message ?? String(error)}` })
+        } catch {
+          // A throwing onEvent must not turn into an unhandled rejection that ends the server.
+        }
+        if (!res.headersSent) sendError(res, 500, 'InternalError', 'internal error')
+        else res.destroy()
       }
     })
   }

@@ -187,4 +187,34 @@ describe('bad requests', () => {
     const response = await fetch(`${server.apiUrl}/v2/service/a/s/connect?cache=123`, { method: 'POST', headers: { authorization: 'Bearer whatever' } })
     expect(response.status).toBe(200)
   })
+
+  it('refuses orders from web pages: a cross-origin POST to connect (no preflight needed) gets 403 and spawns nothing', async () => {
+    const server = await startServer('listen')
+    const attack = await fetch(`${server.apiUrl}/v2/service/a/s/connect`, {
+      method: 'POST',
+      headers: { origin: 'https://evil.example', 'content-type': 'text/plain' },
+      body: JSON.stringify({ key: 'x', spawn: { executable: { env: { NODE_OPTIONS: '--require=/tmp/evil.js' } } } }),
+    })
+    expect(attack.status).toBe(403)
+    expect(((await attack.json()) as { error: { code: string } }).error.code).toBe('ForbiddenOrigin')
+    const list = (await (await fetch(`${server.apiUrl}/v2/account/-/backends`)).json()) as { running_backends: unknown[] }
+    expect(list.running_backends).toHaveLength(0)
+    // Nor are the token-bearing routes offered to other origins by preflight.
+    const preflight = await fetch(`${server.apiUrl}/v2/service/a/s/connect`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } })
+    expect(preflight.headers.get('access-control-allow-origin')).toBeNull()
+    // The public routes still answer any origin, and a page served by the server itself may call the rest.
+    const cr = await connectRaw(server, { key: 'public' })
+    const status = await fetch(cr.status_url, { headers: { origin: 'https://app.example' } })
+    expect(status.status).toBe(200)
+    const own = await fetch(`${server.apiUrl}/v2/backend/${cr.backend_id}`, { headers: { origin: server.apiUrl } })
+    expect(own.status).toBe(200)
+  })
+
+  it('answers HEAD on a stream route with its headers and ends (no stream held open)', async () => {
+    const server = await startServer('listen')
+    const cr = await connectRaw(server, { key: 'head' })
+    const response = await fetch(`${cr.status_url}/stream`, { method: 'HEAD' })
+    expect(response.status).toBe(200)
+    expect(response.headers.get('content-type')).toBe('text/event-stream')
+  })
 })
