@@ -36,6 +36,11 @@ function requireString(init: Record<string, unknown>, field: 'account' | 'token'
         ' (pass { account, token, service } or { dev: true })',
     )
   }
+  // A token with whitespace or control characters (a trailing newline from an env file) cannot go
+  // in a header: fetch would throw with the whole header value, token included, in its message.
+  if (field === 'token' && !/^[\x21-\x7e]+$/.test(value)) {
+    throw new TypeError('Jamsocket: token contains whitespace or characters that cannot go in an HTTP header (a trailing newline?)')
+  }
   return value
 }
 

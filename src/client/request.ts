@@ -217,7 +217,10 @@ export async function attempt(call: Call, transport: Transport, signal: AbortSig
     } catch (error) {
       if (limit.signal.aborted) throw limit.reason()
       const code = errorCodes(error)[0]
-      throw new NetworkError(`${call.operation} could not reach ${originOf(call.url)}${code ? ` (${code})` : ''}`, { cause: error })
+      // A fetch error may quote the request's headers: never let the token through in the cause.
+      const message = (error as Error | undefined)?.message
+      const cause = transport.token && typeof message === 'string' && message.includes(transport.token) ? new Error(redact(message, transport.token)) : error
+      throw new NetworkError(`${call.operation} could not reach ${originOf(call.url)}${code ? ` (${code})` : ''}`, { cause })
     }
     if (typeof response !== 'object' || response === null || typeof response.status !== 'number') {
       throw new ProtocolError(`${call.operation}: fetch did not return a Response`)

@@ -187,6 +187,8 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     }
 
     #onData = (chunk: Buffer): void => {
+      // Closing: what the client still sends is drained and dropped, never buffered.
+      if (this.#closed) return
       this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk])
       this.#pump()
     }

@@ -67,6 +67,29 @@ describe('constructor: URL selection and validation', () => {
     expect(() => new Jamsocket('acme' as never)).toThrow(TypeError)
   })
 
+  it('a fetch error that quotes the token reaches the caller with the token redacted from its cause', async () => {
+    const fetch = async () => {
+      throw new TypeError(`Headers.append: "Bearer ${TOKEN}" is an invalid header value`)
+    }
+    const error = await new Jamsocket({ account: 'a', token: TOKEN, service: 's' }, { fetch, retry: false }).connect({ key: 'k' }).catch((e: unknown) => e)
+    expect(String((error as Error).message)).not.toContain(TOKEN)
+    expect(String(((error as Error).cause as Error).message)).not.toContain(TOKEN)
+    expect(String(((error as Error).cause as Error).message)).toContain('[redacted]')
+  })
+
+  it('a token that cannot go in a header (a trailing newline from an env file) is refused up front, unquoted', () => {
+    const bad = `${TOKEN}\n`
+    let error: unknown
+    try {
+      new Jamsocket({ account: 'a', token: bad, service: 's' })
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(TypeError)
+    expect(String((error as Error).message)).toMatch(/cannot go in an HTTP header/)
+    expect(String((error as Error).message)).not.toContain(TOKEN)
+  })
+
   it('apiUrl must be an http(s) URL without credentials, query or fragment', () => {
     const base = { account: 'a', token: TOKEN, service: 's' }
     expect(() => new Jamsocket({ ...base, apiUrl: 'api.jamsocket.com' })).toThrow(/absolute http\(s\) URL/)
