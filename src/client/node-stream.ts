@@ -82,7 +82,7 @@ function openStream(url: URL, init: RequestInit): Promise<Response> {
     }
     signal?.addEventListener('abort', onAbort, { once: true })
     // Like undici: a request that gets no answer rejects with a TypeError whose cause says why.
-    req.once('error', (error) => reject(new TypeError('fetch failed', { cause: error })))
+    req.on('error', (error) => reject(new TypeError('fetch failed', { cause: error })))
     req.once('response', (res) => {
       signal?.removeEventListener('abort', onAbort)
       resolve(asResponse(req, res, signal))
@@ -125,7 +125,7 @@ function asResponse(req: Http.ClientRequest, res: Http.IncomingMessage, signal: 
     ended = true
     settle()
   })
-  res.once('error', fail)
+  res.on('error', fail)
   // A socket that closes before the end of the body is a broken connection, not an end.
   res.once('close', () => fail(new TypeError('terminated', { cause: new Error('the connection closed before the end of the body') })))
   const onAbort = () => {

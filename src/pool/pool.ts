@@ -249,6 +249,8 @@ export class BackendPool {
         if (flight) this.#stats.coalesced++
         else flight = this.#fly(id, entry, request)
         const response = await this.#join(flight, limit)
+        // The pool may have closed meanwhile: a handle now would start a stream nobody closes.
+        if (this.#closed.signal.aborted) throw this.#closed.signal.reason
         // The backend may have ended between its answer and this caller's turn: never hand it out.
         if (!this.#terminated.has(response.backend_id)) return this.#wrap(response)
         if (again >= this.#maxRespawns) throw new BackendTerminatedError(response.backend_id, { status: 'terminated', time: new Date().toISOString() })

@@ -382,11 +382,14 @@ export class BackendHandle implements ConnectResponse, Disposable {
       }
       if (signal.aborted) return
       if (response.status === 410) {
+        // What ended it is news for handle.state too, not only for this wait.
+        if (state) this.#feed.offer(state)
         settle(new BackendTerminatedError(this.backend_id, state ?? { status: 'terminated', time: new Date().toISOString() }))
       } else if (state?.status === 'ready') {
         this.#feed.offer(state)
         settle()
       } else if (state && isEnding(state.status)) {
+        this.#feed.offer(state)
         settle(new BackendTerminatedError(this.backend_id, state))
       }
       return

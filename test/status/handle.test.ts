@@ -267,13 +267,14 @@ describe('BackendHandle.waitUntilReady', () => {
       expect(ready).toEqual(['ready'])
     })
 
-    it('410 rejects with BackendTerminatedError carrying the state from the body', async () => {
+    it('410 rejects with BackendTerminatedError carrying the state from the body, and handle.state says it too', async () => {
       const end = stateOf('terminated', 9)
       const server = await serve(withReadyUrl((c) => c.status(410, { 'content-type': 'application/json' }, JSON.stringify(end))))
       const handle = handleFor(server.connectResponse('ru-410', 'scheduled', true))
       const error = await handle.waitUntilReady().catch((e: unknown) => e)
       expect(BackendTerminatedError.isInstance(error)).toBe(true)
       expect((error as BackendTerminatedError).state).toEqual(end)
+      expect(handle.state).toEqual(end)
     })
 
     it('202 polls again', async () => {
