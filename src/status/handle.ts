@@ -199,7 +199,9 @@ export class BackendHandle implements ConnectResponse, Disposable {
       }
       (this.#internal ??= new Set()).add(listener)
       guard.signal.addEventListener('abort', onAbort, { once: true })
-      const poll = this.ready_url ? new AbortController() : undefined
+      // A handle on a shared feed (the pool's) waits on the one shared stream: a long-poll per
+      // caller would undo the sharing.
+      const poll = this.ready_url && this.#ownsFeed ? new AbortController() : undefined
       this.#sync()
       if (poll) void this.#pollReady(poll.signal, settle).catch(() => {})
     })

@@ -38,6 +38,8 @@ export interface FakeApi {
   failNext(n: number): void
   /** Moves a backend to a status (terminating/terminated free or keep the key as the engine does). */
   setStatus(backendId: string, status: BackendStatus): void
+  /** Requests received on the backends' ready_url (held open, never answered). */
+  readyHits(): number
   /** Resolves when `n` connect calls have been received. */
   received(n: number): Promise<void>
   close(): Promise<void>
@@ -50,7 +52,8 @@ function stateOf(status: BackendStatus): BackendState {
   return { status, time }
 }
 
-export async function startFakeApi(): Promise<FakeApi> {
+/** `readyUrl`: connect responses carry a ready_url (a long-poll that is held, never answered). */
+export async function startFakeApi(options: { readyUrl?: boolean } = {}): Promise<FakeApi> {
   const backends = new Map<string, Backend>()
   const byKey = new Map<string, Backend>()
   const calls: ConnectCall[] = []
@@ -59,6 +62,8 @@ export async function startFakeApi(): Promise<FakeApi> {
   let opened = 0
   let seq = 0
   const waiters: Array<{ n: number; resolve: () => void }> = []
+  const held = new Set<ServerResponse>()
+  let readyHits = 0
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x')
@@ -72,6 +77,12 @@ export async function startFakeApi(): Promise<FakeApi> {
       if (backend.history.at(-1)?.status === 'terminated') return void res.end()
       backend.streams.add(res)
       res.on('close', () => backend.streams.delete(res))
+      return
+    }
+    if (url.pathname.endsWith('/ready')) {
+      readyHits++
+      held.add(res)
+      res.on('close', () => held.delete(res))
       return
     }
     if (req.method === 'POST' && url.pathname.endsWith('/connect')) {
@@ -107,7 +118,7 @@ export async function startFakeApi(): Promise<FakeApi> {
           token: `tok-${calls.length}`,
           url: `http://127.0.0.1/${backend.id}/`,
           status_url: `${api.apiUrl}/v2/backend/${backend.id}/status`,
-          ready_url: '',
+          ready_url: options.readyUrl ? `${api.apiUrl}/v2/backend/${backend.id}/ready` : '',
         }
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(response))
       })
@@ -124,6 +135,7 @@ export async function startFakeApi(): Promise<FakeApi> {
     openStreams: () => [...backends.values()].reduce((n, b) => n + b.streams.size, 0),
     streamsOpened: () => opened,
     backendFor: (key) => byKey.get(key)?.id,
+    readyHits: () => readyHits,
     hold() {
       let release!: () => void
       gate = new Promise((resolve) => (release = resolve))
@@ -152,6 +164,7 @@ export async function startFakeApi(): Promise<FakeApi> {
     },
     async close() {
       for (const b of backends.values()) for (const res of b.streams) res.destroy()
+      for (const res of held) res.destroy()
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },

@@ -83,6 +83,32 @@ describe('single flight', () => {
   })
 })
 
+describe('ready_url', () => {
+  it('pool handles wait on the one shared stream, not a ready_url long-poll per caller', async () => {
+    const withReady = await startFakeApi({ readyUrl: true })
+    const client = new Jamsocket({ account: 'acct', service: 'svc', token: 'secret-token', apiUrl: withReady.apiUrl }, { retry: false })
+    const shared = client.pool()
+    try {
+      const handles = await Promise.all(Array.from({ length: 5 }, () => shared.connect({ key: 'doc' })))
+      const ready = Promise.all(handles.map((h) => h.waitUntilReady()))
+      await expect.poll(() => withReady.openStreams()).toBe(1)
+      withReady.setStatus(handles[0]!.backend_id, 'ready')
+      await ready
+      expect(withReady.readyHits()).toBe(0)
+      // A handle of its own (not pooled) does use the long-poll beside its stream.
+      const own = await client.connect({ key: 'other' })
+      const ownReady = own.waitUntilReady()
+      await expect.poll(() => withReady.readyHits()).toBe(1)
+      withReady.setStatus(own.backend_id, 'ready')
+      await ownReady
+      own.close()
+    } finally {
+      shared.close()
+      await withReady.close()
+    }
+  })
+})
+
 describe('cancellation', () => {
   it("one caller's abort rejects only that caller; the shared call goes on for the others", async () => {
     const release = api.hold()
