@@ -33,6 +33,9 @@ const SIGNAL_NUMBERS: Partial<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, 
 const DRAIN_MS = 500
 
 /** A running backend process. */
+/** The longest output line kept whole; a longer run without a newline is cut into lines this long. */
+const MAX_LINE_CHARS = 64 * 1024
+
 export class BackendProcess {
   readonly #child: ChildProcess
   #pid: number | undefined
@@ -66,6 +69,8 @@ export class BackendProcess {
         const lines = (rest[stream] + chunk).split('\n')
         rest[stream] = lines.pop()!
         for (const line of lines) handlers.onLine(stream, line.endsWith('\r') ? line.slice(0, -1) : line)
+        // Output that never ends a line must not grow without bound: past the cap it is a line.
+        if (rest[stream].length > MAX_LINE_CHARS) flush(stream)
       })
       readable.on('error', () => {})
     }

@@ -7,6 +7,9 @@ import type { WriteStream } from 'node:tty'
 import type { BackendStatus } from '../wire.js'
 import type { BackendSummary, DevEvent } from './registry.js'
 
+// C0 controls but tab, plus DEL and the C1 range (ESC-less CSI).
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g
+
 const COLOURS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92] // cyan, yellow, magenta, green, blue, bright …
 const STATUS_COLOURS: Partial<Record<BackendStatus, number>> = { ready: 32, terminating: 33, 'hard-terminating': 31, terminated: 90 }
 const REDRAW_MS = 250
@@ -73,7 +76,10 @@ export class TerminalUi {
     return entry
   }
 
-  #line(id: string, colour: number, text: string, status: boolean, stderr = false): void {
+  #line(id: string, colour: number, raw: string, status: boolean, stderr = false): void {
+    // Backend output and request keys are not ours: their control characters (escape sequences
+    // that move the cursor, clear the screen, set the title) must not reach the terminal.
+    const text = raw.replace(CONTROL, '�')
     if (!this.#tty) return this.#print(`[${id}] ${status ? `status: ${text}` : text}`)
     const body = status ? `\x1b[2m→ ${text}\x1b[0m` : stderr ? `\x1b[31m${text}\x1b[0m` : text
     this.#print(`\x1b[${colour}m[${id}]\x1b[0m ${body}`)
@@ -105,7 +111,8 @@ export class TerminalUi {
     if (this.#backends.size === 0) return ''
     const rows = [...this.#backends.values()].map(({ summary, colour }) => {
       const statusColour = STATUS_COLOURS[summary.status] ?? 37
-      const key = summary.key.length > 24 ? `${summary.key.slice(0, 23)}…` : summary.key
+      const clean = summary.key.replace(CONTROL, '�')
+      const key = clean.length > 24 ? `${clean.slice(0, 23)}…` : clean
       return `\x1b[${colour}m${summary.id}\x1b[0m  ${key.padEnd(24)}  \x1b[${statusColour}m${summary.status.padEnd(16)}\x1b[0m  ${age(summary.createdAt, now)}`
     })
     const lines = [`\x1b[2m${'backend'.padEnd(14)}  ${'key'.padEnd(24)}  ${'status'.padEnd(16)}  age\x1b[0m`, ...rows]
