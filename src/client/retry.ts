@@ -6,6 +6,7 @@
 import pRetry, { AbortError } from 'p-retry'
 import { delay } from '../abort.js'
 import { HTTPError, NetworkError, TimeoutError } from '../errors.js'
+import { backoffDelay } from '../status/backoff.js'
 import type { RetryPolicy } from './options.js'
 import { errorCodes } from './request.js'
 
@@ -44,8 +45,7 @@ export function isRetryable(error: unknown, mode: RetryMode): boolean {
 export function retryDelayMs(error: unknown, retry: number, policy: RetryPolicy, random: () => number = Math.random): number {
   const retryAfter = HTTPError.isInstance(error) ? error.retryAfterMs : undefined
   if (retryAfter !== undefined) return Math.min(retryAfter, policy.maxRetryAfterMs)
-  const ceiling = Math.min(policy.maxTimeoutMs, policy.minTimeoutMs * 2 ** (retry - 1))
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2)
+  return backoffDelay(retry - 1, policy.minTimeoutMs, policy.maxTimeoutMs, random)
 }
 
 const always = () => true

@@ -12,7 +12,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { BodyFramer, bodyFraming, FramingError, HeadError, hasToken, headEnd, parseHead, responseHasBody } from './http1.js'
 import type { Backend, Grant, Registry } from './registry.js'
-import { type HostCheck, randomName } from './respond.js'
+import { errorBody, type HostCheck } from './respond.js'
 
 /** What the proxy needs besides the registry. */
 export interface ProxyOptions {
@@ -78,7 +78,7 @@ const REASONS: Record<number, string> = {
 
 /** A complete error response in the hosted API's shape (as `sendError` writes it). */
 function errorResponse(status: number, code: string, message: string, close: boolean): string {
-  const body = JSON.stringify({ error: { status, code, message, id: randomName() } })
+  const body = JSON.stringify(errorBody(status, code, message))
   return (
     `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
     `cache-control: no-store\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`

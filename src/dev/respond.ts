@@ -56,8 +56,12 @@ export function sendError(res: ServerResponse, status: number, code: string, mes
     res.destroy()
     return
   }
-  const body: HostedErrorBody = { error: { status, code, message, id: randomName() } }
-  sendJson(res, status, body, headers)
+  sendJson(res, status, errorBody(status, code, message), headers)
+}
+
+/** The hosted API's error body, with a fresh request id. */
+export function errorBody(status: number, code: string, message: string): HostedErrorBody {
+  return { error: { status, code, message, id: randomName() } }
 }
 
 /**

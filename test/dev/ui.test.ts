@@ -14,7 +14,7 @@ function capture(tty: boolean) {
   return { ui, text: () => text }
 }
 
-const line = (text: string) => ({ type: 'log' as const, line: { backendId: 'b1', stream: 'stdout' as const, text, time: new Date().toISOString() } })
+const line = (text: string) => ({ type: 'log' as const, key: 'k', line: { backendId: 'b1', stream: 'stdout' as const, text, time: new Date().toISOString() } })
 
 describe('terminal UI', () => {
   it('replaces control characters in backend output, piped or on a TTY', async () => {
