@@ -97,3 +97,8 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
 export function unref(timer: unknown): void {
   ;(timer as { unref?: () => void } | undefined)?.unref?.()
 }
+
+/** Lets go of a response body that will not be read. Never awaited: a cancel can hang on some mocked bodies. */
+export function discard(response: Response): void {
+  void response.body?.cancel().catch(() => {})
+}

@@ -3,7 +3,7 @@
  * a JSON body; anything else becomes a typed error carrying what the server said (either error body
  * shape), with the token redacted from everything that came back.
  */
-import { deadline, type FetchLike } from '../abort.js'
+import { deadline, discard, type FetchLike } from '../abort.js'
 import { parseRetryAfter } from '../status/backoff.js'
 import {
   AuthenticationError,
@@ -143,11 +143,6 @@ function readText(response: Response, signal: AbortSignal, fetch: unknown): Prom
       },
     )
   })
-}
-
-function discard(response: Response): void {
-  // Never await a cancel (it can hang on some mocked bodies, deps-on-node20 G10).
-  response.body?.cancel().catch(() => {})
 }
 
 function toHTTPError(call: Call, response: Response, token: string, text: string | undefined): HTTPError {

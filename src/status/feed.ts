@@ -5,7 +5,7 @@
  *
  * Imports nothing from `node:*`: it runs in browsers and edge runtimes.
  */
-import { checkMs, type FetchLike } from '../abort.js'
+import { checkMs, discard, type FetchLike } from '../abort.js'
 import {
   BackendNotFoundError,
   AuthenticationError,
@@ -97,8 +97,6 @@ interface Run {
   /** Ends the pending backoff wait early. */
   wake: (() => void) | undefined
 }
-
-function ignore(): void {}
 
 /**
  * One connection's state, which is also its SSE handlers: methods and one shared timer function
@@ -446,12 +444,12 @@ export class StatusFeed {
       conn.lastByte = Date.now()
       const openedAt = conn.lastByte
       if (response.status !== 200) {
-        void response.body?.cancel().catch(ignore)
+        discard(response)
         return this.#classify(response)
       }
       const type = response.headers.get('content-type') ?? ''
       if (type.split(';')[0]!.trim().toLowerCase() !== 'text/event-stream') {
-        void response.body?.cancel().catch(ignore)
+        discard(response)
         return {
           healthy: false,
           final: true,

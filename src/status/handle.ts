@@ -4,7 +4,7 @@
  * rebuild one from the JSON a server handed it: `new BackendHandle(connectResponse)`.
  */
 import mitt, { type Emitter, type Handler } from 'mitt'
-import { checkMs, deadline, delay } from '../abort.js'
+import { checkMs, deadline, delay, discard } from '../abort.js'
 import { BackendTerminatedError, JamsocketError } from '../errors.js'
 import { isEnding, parseBackendState, type BackendState, type BackendStatus, type ConnectResponse } from '../wire.js'
 import { StatusFeed, type FeedEvent, type StatusFeedOptions } from './feed.js'
@@ -361,7 +361,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
         return
       }
       if (response.status === 202) {
-        void response.body?.cancel().catch(() => {})
+        discard(response)
         const elapsed = Date.now() - started
         if (elapsed < READY_POLL_MIN_INTERVAL_MS) {
           try {
@@ -373,7 +373,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
         continue
       }
       if (response.status !== 200 && response.status !== 410) {
-        void response.body?.cancel().catch(() => {})
+        discard(response)
         return
       }
       let state: BackendState | undefined
