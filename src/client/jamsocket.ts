@@ -195,12 +195,16 @@ export class Jamsocket {
     return `Jamsocket ${JSON.stringify(this.toJSON())}`
   }
 
+  // Built once: they depend only on the fixed token and options (fetch does not mutate them).
+  #authHeadersCache: Readonly<Record<string, string>> | undefined
+  #transportCache: { fetch: FetchLike | undefined; token: string } | undefined
+
   #authHeaders(): Record<string, string> {
-    return {
+    return (this.#authHeadersCache ??= Object.freeze({
       Authorization: `Bearer ${this.#target.token}`,
       'Content-Type': 'application/json',
       Accept: 'application/json',
-    }
+    })) as Record<string, string>
   }
 
   async #run(call: Call, mode: RetryMode, options: RequestOptions): Promise<unknown> {
@@ -208,7 +212,7 @@ export class Jamsocket {
     const signal = checkSignal(options.signal)
     checkMs('timeoutMs', options.timeoutMs)
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs
-    const transport = { fetch: this.#options.fetch, token: this.#target.token }
+    const transport = (this.#transportCache ??= { fetch: this.#options.fetch, token: this.#target.token })
     return withRetries(() => attempt(call, transport, signal, timeoutMs), this.#options.retry, mode, signal)
   }
 }

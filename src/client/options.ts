@@ -3,6 +3,7 @@
  * validation that turns what a caller passed into the settings the client runs with.
  */
 import { checkMs, type FetchLike } from '../abort.js'
+import { MAX_RETRY_AFTER_MS } from '../status/backoff.js'
 
 /** How failed requests are retried. Every field is optional. */
 export interface RetryOptions {
@@ -130,7 +131,7 @@ export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
   retries: 2,
   minTimeoutMs: 500,
   maxTimeoutMs: 8_000,
-  maxRetryAfterMs: 60_000,
+  maxRetryAfterMs: MAX_RETRY_AFTER_MS,
 })
 
 function checkRetries(value: unknown): number {
