@@ -369,6 +369,8 @@ export class Registry {
             if (!this.#advance(backend, { status: 'waiting', time: now() })) return
             backend.timers.stopProbe = probeUntilReady(this.backendHost, port, options.probeIntervalMs, () => {
               clearTimeout(backend.timers.startup)
+              // The idle clock starts at ready: a slow start is the startup timeout's business.
+              backend.lastActivity = Date.now()
               this.#advance(backend, { status: 'ready', time: now() })
             })
             if (plan.memoryLimitBytes !== undefined) this.#watchMemory(backend, plan.memoryLimitBytes)
@@ -454,7 +456,7 @@ export class Registry {
       if (backend.ending || backend.status === 'scheduled') continue
       const idle = backend.input.maxIdleSeconds ?? this.#options.defaultMaxIdleSeconds
       const lifetime = backend.input.lifetimeSeconds
-      const idleOut = idle > 0 && backend.open === 0 && at - backend.lastActivity >= idle * 1000
+      const idleOut = idle > 0 && backend.status === 'ready' && backend.open === 0 && at - backend.lastActivity >= idle * 1000
       const expired = lifetime !== undefined && lifetime > 0 && at - backend.createdMs >= lifetime * 1000
       if (idleOut || expired) {
         this.#message('info', expired ? 'lifetime limit reached' : `idle for ${idle} s`, backend.id)

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { BackendTerminatedError, Jamsocket, type BackendState } from '../../src/index.js'
-import { alive, connectRaw, eventually, startServer, statusOf, waitStatus } from './helpers.js'
+import { alive, connectRaw, eventually, readSse, startServer, statuses, statusOf, waitStatus } from './helpers.js'
 
 function client(port: number): Jamsocket {
   return new Jamsocket({ dev: true, port, retry: false })
@@ -145,7 +145,7 @@ describe('lifecycle', () => {
     const server = await startServer('listen')
     const jamsocket = client(server.port)
     const handle = await jamsocket.connect({ key: 'idle', spawn: { max_idle_seconds: 0.2 } })
-    await handle.waitUntilReady()
+    // Not waitUntilReady: on a slow machine the sweep can come before a waiter sees `ready`.
     const state = await waitStatus(server, handle.backend_id, 'terminated')
     expect(state).toMatchObject({ termination_reason: 'swept', termination_kind: 'soft' })
     const next = await jamsocket.connect({ key: 'idle' })
@@ -153,6 +153,17 @@ describe('lifecycle', () => {
     expect(next.backend_id).not.toBe(handle.backend_id)
     handle.close()
     next.close()
+  })
+
+  it('counts idle time from ready: a backend that starts slower than its idle limit is not swept while starting', async () => {
+    const server = await startServer('listen')
+    const cr = await connectRaw(server, { key: 'slow-start', spawn: { max_idle_seconds: 0.1, executable: { env: { FIXTURE_DELAY_MS: '500' } } } })
+    // The stream ends when the backend terminates; it holds every status it went through.
+    const { events } = await readSse(`${cr.status_url}/stream`)
+    const states = statuses(events)
+    expect(states.at(-1)).toBe('terminated')
+    expect(JSON.parse(events.filter((e) => e.data !== undefined).at(-1)!.data!)).toMatchObject({ termination_reason: 'swept' })
+    expect(states).toContain('ready')
   })
 
   it('sweeps a backend at its lifetime limit even while it gets traffic', async () => {
