@@ -85,6 +85,32 @@ function errorResponse(status: number, code: string, message: string, close: boo
   )
 }
 
+/** Below this, body bytes that came with a head are sent as latin1 text with it: one write, no Buffer made. */
+const JOIN_AS_TEXT = 16 * 1024
+
+/**
+ * A head (latin1 text, ending in its blank line) and the body bytes that came with it, as one chunk
+ * for one write (written with the 'latin1' encoding, which maps each char to its byte).
+ */
+function joinHead(head: string, body: Buffer | undefined): Buffer | string {
+  if (body === undefined || body.length === 0) return head
+  if (body.length <= JOIN_AS_TEXT) return head + body.toString('latin1')
+  return Buffer.concat([Buffer.from(head, 'latin1'), body])
+}
+
+/**
+ * Passes `from`'s bytes to `to` as they come, pausing `from` while `to` is full, and ends `to` when
+ * `from` ends. What `pipe()` does, minus the stream plumbing on every chunk: a tunnel's messages are
+ * small, and each one crosses here twice.
+ */
+function relay(from: Socket, to: Socket): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause()
+  })
+  to.on('drain', () => from.resume())
+  from.on('end', () => to.end())
+}
+
 /** One request in flight on a client connection. */
 interface Exchange {
   grant: Grant
@@ -325,7 +351,7 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
         up = undefined
       }
       up ??= this.#connect(backend)
-      const head = Buffer.from(`${exchange.head}\r\n`, 'latin1')
+      const head = `${exchange.head}\r\n`
       const buf = this.#buf
       let body: Buffer | undefined
       if (buf !== undefined) {
@@ -338,14 +364,14 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
         body = end === -1 ? buf : buf.subarray(0, end)
         this.#buf = end === -1 || end === buf.length ? undefined : buf.subarray(end)
       }
-      this.#toUpstream(body === undefined || body.length === 0 ? head : Buffer.concat([head, body]))
+      this.#toUpstream(joinHead(head, body))
       if (this.#request!.done) this.#requestDone(exchange)
     }
 
-    #toUpstream(bytes: Buffer): void {
+    #toUpstream(bytes: Buffer | string): void {
       const up = this.#up
       if (up === undefined || bytes.length === 0) return
-      if (!up.socket.write(bytes)) {
+      if (!up.socket.write(bytes, 'latin1')) {
         this.#upBlocked = true
         this.client.pause()
       }
@@ -445,8 +471,8 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
           if (from === buf.length) return
           continue
         }
-        const headBytes = this.#finalHead(up, exchange, head.first, status, head.third, head.headers)
-        if (headBytes === undefined) return // failed
+        const headText = this.#finalHead(up, exchange, head.first, status, head.third, head.headers)
+        if (headText === undefined) return // failed
         const body = up.body!
         // Body bytes that arrived with the head go in the same write (only those of this response).
         let bodyEnd = end
@@ -458,14 +484,14 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
           }
           if (bodyEnd === -1) bodyEnd = buf.length
         }
-        this.#toClient(bodyEnd === end ? headBytes : Buffer.concat([headBytes, buf.subarray(end, bodyEnd)]))
+        this.#toClient(joinHead(headText, bodyEnd === end ? undefined : buf.subarray(end, bodyEnd)))
         if (body.done) this.#responseDone(up, exchange, bodyEnd === buf.length ? undefined : buf.subarray(bodyEnd))
         return
       }
     }
 
     /** The final response head, rewritten; sets up the body framer. */
-    #finalHead(up: Upstream, exchange: Exchange, version: string, status: number, reason: string, headers: string[]): Buffer | undefined {
+    #finalHead(up: Upstream, exchange: Exchange, version: string, status: number, reason: string, headers: string[]): string | undefined {
       let kind
       try {
         kind = responseHasBody(exchange.method, status) ? bodyFraming(headers, 'response') : (['none', 0] as const)
@@ -507,12 +533,12 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       text += exchange.closeAfter ? 'connection: close\r\n' : KEEP_ALIVE
       up.body = new BodyFramer(kind[0], kind[1])
       exchange.answered = true
-      return Buffer.from(`${text}\r\n`, 'latin1')
+      return `${text}\r\n`
     }
 
-    #toClient(bytes: Buffer): void {
+    #toClient(bytes: Buffer | string): void {
       if (bytes.length === 0) return
-      if (!this.client.write(bytes)) this.#up?.socket.pause()
+      if (!this.client.write(bytes, 'latin1')) this.#up?.socket.pause()
     }
 
     /** The response is complete: end the exchange, keep or drop the backend socket, go on with the next request. */
@@ -581,8 +607,8 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       client.write(response)
       if (this.#buf !== undefined) socket.write(this.#buf)
       this.#buf = undefined
-      socket.pipe(client)
-      client.pipe(socket)
+      relay(socket, client)
+      relay(client, socket)
       socket.resume()
       client.resume()
     }

@@ -42,7 +42,7 @@ function rawExchange(base: string, text: string | string[]): Promise<string> {
     socket.on('end', () => resolve(answer))
     socket.on('error', reject)
     // Several strings are written one by one (separate packets), one string at once (pipelined).
-    for (const part of Array.isArray(text) ? text : [text]) socket.write(part)
+    for (const part of Array.isArray(text) ? text : [text]) socket.write(part, 'latin1')
   })
 }
 
@@ -80,9 +80,17 @@ const FRAMINGS = `
 const { createServer } = require('node:http')
 createServer((req, res) => {
   let body = ''
-  req.on('data', (c) => (body += c))
+  const chunks = []
+  req.on('data', (c) => {
+    body += c
+    chunks.push(c)
+  })
   req.on('end', () => {
-    if (req.url === '/chunked') {
+    if (req.url === '/bytes') {
+      const bytes = Buffer.concat(chunks)
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length })
+      res.end(bytes)
+    } else if (req.url === '/chunked') {
       res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-sum' })
       res.write('one,')
       setImmediate(() => {
@@ -226,7 +234,8 @@ describe('proxy', () => {
   it('keeps a backend with an open WebSocket from idling out, and sweeps it once the socket closes', async () => {
     const server = await startServer('listen')
     const cr = await connectRaw(server, { key: 'ws-idle', spawn: { max_idle_seconds: 0.2 } })
-    await waitStatus(server, cr.backend_id, 'ready')
+    // Opened before the backend is ready (the proxy holds it), so that it is open from the first
+    // moment the idle clock could run, however slow this machine is.
     const socket = await openSocket(cr.url.replace('http', 'ws'))
     // Observe well past the idle limit with the socket open (traffic on it does not count as requests).
     const until = Date.now() + 800
@@ -333,6 +342,22 @@ describe('proxy', () => {
     const head = await fetch(`${url}head`, { method: 'HEAD' })
     expect(head.headers.get('content-length')).toBe('5')
     expect(await (await fetch(`${url}close-delimited`)).text()).toBe('until the end')
+  })
+
+  it('passes every byte value through unchanged, in bodies that share a packet with their head and larger ones', async () => {
+    const { url } = await framingServer()
+    for (const size of [256, 40_000]) {
+      const bytes = Buffer.alloc(size, 0)
+      for (let i = 0; i < size; i++) bytes[i] = (i * 7) % 256
+      const response = await fetch(`${url}bytes`, { method: 'POST', body: bytes })
+      expect(response.status).toBe(200)
+      expect(Buffer.from(await response.arrayBuffer()).equals(bytes)).toBe(true)
+    }
+    // Head and binary body in one packet, so the proxy forwards them together.
+    const head = `POST ${new URL(url).pathname}bytes HTTP/1.1\r\nHost: ${new URL(url).host}\r\nContent-Length: 256\r\nConnection: close\r\n\r\n`
+    const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => 255 - i))
+    const [answer] = splitAnswers(await rawExchange(url, head + bytes.toString('latin1')))
+    expect(Buffer.from(answer!.body, 'latin1').equals(bytes)).toBe(true)
   })
 
   it('cuts the client off when the backend closes mid-response, and keeps serving', async () => {
