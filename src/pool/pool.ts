@@ -98,6 +98,14 @@ export class BackendPool {
   readonly #statusOptions: StatusFeedOptions
   readonly #entries = new Map<string, Entry>()
   readonly #feeds = new Map<string, StatusFeed>()
+  /**
+   * Feeds let go of when their entries were evicted, which handles may still hold: found again (one
+   * stream per backend, still) for as long as any handle keeps them alive, and forgotten once none does.
+   */
+  readonly #dropped = new Map<string, WeakRef<StatusFeed>>()
+  readonly #collected = new FinalizationRegistry<string>((id) => {
+    if (this.#dropped.get(id)?.deref() === undefined) this.#dropped.delete(id)
+  })
   readonly #terminated = new Set<string>()
   readonly #closed = new AbortController()
   #stats = { hits: 0, coalesced: 0, calls: 0, evictions: 0 }
@@ -153,6 +161,7 @@ export class BackendPool {
     for (const entry of this.#entries.values()) if (entry.flight && !entry.flight.settled) inFlight++
     let openStreams = 0
     for (const feed of this.#feeds.values()) if (feed.active) openStreams++
+    for (const ref of this.#dropped.values()) if (ref.deref()?.active) openStreams++
     return { ...this.#stats, inFlight, openStreams }
   }
 
@@ -162,7 +171,9 @@ export class BackendPool {
     this.#closed.abort(new JamsocketError('the pool is closed'))
     for (const entry of this.#entries.values()) entry.flight?.abandon(this.#closed.signal.reason)
     for (const feed of this.#feeds.values()) feed.close()
+    for (const ref of this.#dropped.values()) ref.deref()?.close()
     this.#feeds.clear()
+    this.#dropped.clear()
     this.#entries.clear()
   }
 
@@ -194,7 +205,7 @@ export class BackendPool {
     const response = entry.response
     if (!response || this.#reuseMs === 0 || this.#terminated.has(response.backend_id)) return undefined
     if (Date.now() - entry.settledAt >= this.#reuseMs) return undefined
-    const state = this.#feeds.get(response.backend_id)?.state
+    const state = this.#feedOf(response.backend_id)?.state
     return state && isEnding(state.status) ? undefined : response
   }
 
@@ -283,7 +294,7 @@ export class BackendPool {
     for (let respawns = 0; ; respawns++) {
       this.#stats.calls++
       const response = (await this.#jamsocket.connect(request, { signal })).toJSON()
-      const known = this.#feeds.get(response.backend_id)?.state
+      const known = this.#feedOf(response.backend_id)?.state
       const ending = this.#terminated.has(response.backend_id) || isEnding(response.status) || (known !== undefined && isEnding(known.status))
       if (!ending) return response
       if (respawns >= this.#maxRespawns) {
@@ -326,18 +337,35 @@ export class BackendPool {
     return new BackendHandle(response, { ...this.#statusOptions, feed: this.#feedFor(response) })
   }
 
+  /** The live feed of a backend the pool knows, held or let go of, or undefined. */
+  #feedOf(id: string): StatusFeed | undefined {
+    const held = this.#feeds.get(id)
+    if (held && !held.closed) return held
+    const dropped = this.#dropped.get(id)?.deref()
+    return dropped && !dropped.closed ? dropped : undefined
+  }
+
   /** The one status stream of a backend, created on first need; dropped when the backend ends. */
   #feedFor(response: ConnectResponse): StatusFeed {
-    let feed = this.#feeds.get(response.backend_id)
-    if (feed && !feed.closed) return feed
-    feed = new StatusFeed(response, this.#statusOptions)
-    this.#feeds.set(response.backend_id, feed)
     const id = response.backend_id
+    let feed = this.#feedOf(id)
+    if (feed) {
+      if (this.#feeds.get(id) !== feed) {
+        // Let go of at an eviction but still followed by a handle: held again.
+        this.#dropped.delete(id)
+        this.#collected.unregister(feed)
+        this.#feeds.set(id, feed)
+      }
+      return feed
+    }
+    feed = new StatusFeed(response, this.#statusOptions)
+    this.#feeds.set(id, feed)
     const created = feed
     created.observe((event) => {
       if (event.type !== 'status' || event.state.status !== 'terminated') return
       this.#forget(id)
       if (this.#feeds.get(id) === created) this.#feeds.delete(id)
+      if (this.#dropped.get(id)?.deref() === created) this.#dropped.delete(id)
     })
     return feed
   }
@@ -348,6 +376,8 @@ export class BackendPool {
     if (!feed || feed.active) return
     for (const entry of this.#entries.values()) if (entry.response?.backend_id === backendId) return
     this.#feeds.delete(backendId)
+    this.#dropped.set(backendId, new WeakRef(feed))
+    this.#collected.register(feed, backendId, feed)
   }
 
   /** The backend ended: its entries go, so that the next connect for the key spawns again. */
