@@ -149,6 +149,17 @@ describe('bad requests', () => {
     }
   })
 
+  it('serves on an IPv6 loopback host: bracketed URLs, and the Host check accepts them on the API and the proxy', async () => {
+    const server = await startServer('listen', { host: '::1' })
+    expect(server.apiUrl).toMatch(/^http:\/\/\[::1\]:\d+$/)
+    const cr = await connectRaw(server, { key: 'v6' })
+    expect(cr.url).toMatch(/^http:\/\/\[::1\]:\d+\//)
+    await waitStatus(server, cr.backend_id, 'ready')
+    const response = await fetch(`${cr.url}hello`)
+    expect(response.status).toBe(200)
+    expect(((await response.json()) as { url: string }).url).toBe('/hello')
+  })
+
   it('answers unknown backend ids with 404 and a code, on every backend route', async () => {
     const server = await startServer('listen')
     for (const [method, path] of [
