@@ -195,7 +195,7 @@ export class BackendPool {
         if (old === entry || (old.flight && !old.flight.settled)) continue
         this.#entries.delete(oldId)
         this.#stats.evictions++
-        if (old.response) this.#dropIdleFeed(old.response.backend_id)
+        if (old.response) this.#letGoOfFeed(old.response.backend_id)
       }
     }
     return entry
@@ -370,10 +370,13 @@ export class BackendPool {
     return feed
   }
 
-  /** Drops a backend's stream from the pool when no entry refers to it and nobody follows it. */
-  #dropIdleFeed(backendId: string): void {
+  /**
+   * Lets go of a backend's feed when no entry refers to it any more. Handles that hold it (or a stream
+   * that is open) keep it alive, and the pool finds it again for them through the weak reference.
+   */
+  #letGoOfFeed(backendId: string): void {
     const feed = this.#feeds.get(backendId)
-    if (!feed || feed.active) return
+    if (!feed) return
     for (const entry of this.#entries.values()) if (entry.response?.backend_id === backendId) return
     this.#feeds.delete(backendId)
     this.#dropped.set(backendId, new WeakRef(feed))

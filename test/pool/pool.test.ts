@@ -243,19 +243,25 @@ describe('bounds and reuse', () => {
     small.close()
   })
 
-  it('a handle kept past its entry eviction still shares one stream with new handles of that backend', async () => {
-    const small = jamsocket.pool({ maxEntries: 1 })
-    const old = await small.connect({ key: 'a' })
-    await small.connect({ key: 'b' }) // evicts a's entry while nobody listens to a
-    const fresh = await small.connect({ key: 'a' })
-    expect(fresh.backend_id).toBe(old.backend_id)
-    const ready = Promise.all([reached(old, 'ready'), reached(fresh, 'ready')])
-    old.on('status', () => {})
-    fresh.on('status', () => {})
-    api.setStatus(old.backend_id, 'ready')
-    await ready
-    expect(api.streamsOpened()).toBe(1)
-    small.close()
+  it('a handle kept past its entry eviction shares one stream with new handles of that backend, followed or not', async () => {
+    for (const followedBeforeEviction of [false, true]) {
+      const small = jamsocket.pool({ maxEntries: 1 })
+      const key = `a-${followedBeforeEviction}`
+      const opened = api.streamsOpened()
+      const old = await small.connect({ key })
+      if (followedBeforeEviction) old.on('status', () => {})
+      await small.connect({ key: `b-${followedBeforeEviction}` }) // evicts the first entry
+      const fresh = await small.connect({ key })
+      expect(fresh.backend_id).toBe(old.backend_id)
+      const ready = Promise.all([reached(old, 'ready'), reached(fresh, 'ready')])
+      old.on('status', () => {})
+      fresh.on('status', () => {})
+      api.setStatus(old.backend_id, 'ready')
+      await ready
+      expect(api.streamsOpened() - opened).toBe(1)
+      expect(small.stats().openStreams).toBe(1)
+      small.close()
+    }
   })
 
   it('by default a settled connect is not reused: each caller gets a token minted for it', async () => {
