@@ -278,13 +278,17 @@ export class BodyFramer {
           if (c !== 10) throw new FramingError('missing CRLF after chunk data')
           this.#state = SIZE
           break
+        // Line ends here are CRLF only: a peer that took a bare LF as one would see the body end
+        // earlier than we do, and whatever follows as a request of its own (smuggling).
         case TRAILER_START:
           if (c === 13) this.#state = FINAL_LF
+          else if (c === 10) throw new FramingError('bare LF at the end of a chunked body')
           else this.#state = TRAILER
           break
         case TRAILER:
           if (++this.#trailerBytes > 16384) throw new FramingError('trailers too large')
           if (c === 13) this.#state = TRAILER_LF
+          else if (c === 10) throw new FramingError('bare LF in a trailer line')
           break
         case TRAILER_LF:
           if (c !== 10) throw new FramingError('malformed trailer line')

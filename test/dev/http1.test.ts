@@ -136,6 +136,15 @@ describe('http1 body framing', () => {
     )
   })
 
+  it('refuses a bare LF where the chunked body ends or a trailer line ends (no second request hidden as a trailer)', () => {
+    const hidden = 'GET /smuggled HTTP/1.1\r\nHost: x\r\nx-verified-username: mallory\r\n\r\n'
+    for (const text of [`0\r\n\n${hidden}`, `0\r\nx-sum: 3\n\r\n`, `0\r\nx-sum: 3\r\n\n${hidden}`]) {
+      expect(() => new BodyFramer('chunked').feed(b(text), 0), JSON.stringify(text)).toThrow(FramingError)
+    }
+    const good = '0\r\nx-sum: 3\r\n\r\n'
+    expect(new BodyFramer('chunked').feed(b(good), 0)).toBe(good.length)
+  })
+
   it('refuses malformed chunk framing', () => {
     for (const text of ['x\r\n', '5\r\nabcdeXY', '5\nabcde\r\n', '\r\n', 'fffffffffffff\r\n', '0\r\n\r\X']) {
       expect(() => new BodyFramer('chunked').feed(b(text), 0), JSON.stringify(text)).toThrow(FramingError)
