@@ -76,12 +76,15 @@ const REASONS: Record<number, string> = {
   504: 'Gateway Timeout',
 }
 
-/** A complete error response in the hosted API's shape (as `sendError` writes it). */
+/**
+ * A complete error response in the hosted API's shape (as `sendError` writes it), with CORS headers
+ * as Plane sends them on its own errors: a page on another origin can then read a 410 and reconnect.
+ */
 function errorResponse(status: number, code: string, message: string, close: boolean): string {
   const body = JSON.stringify(errorBody(status, code, message))
   return (
     `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-    `cache-control: no-store\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`
+    `cache-control: no-store\r\n${CORS_RESPONSE}${close ? 'connection: close\r\n' : ''}\r\n${body}`
   )
 }
 
@@ -196,6 +199,8 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     #up: Upstream | undefined
     #closed = false
     #held = false
+    /** The client has shut down its sending side: answer what it completed, then close. */
+    #inputEnded = false
     #upBlocked = false
     #tunneled = false
 
@@ -220,11 +225,20 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     }
 
     #onEnd = (): void => {
-      // The client sent all it will: answer what is in flight, then close.
+      // The client sent all it will: every request it completed is answered (a held one once the
+      // backend is ready, pipelined ones in turn), then the connection closes.
+      this.#inputEnded = true
       const exchange = this.#exchange
-      if (this.#closed || exchange === undefined) this.client.end()
-      else if (!exchange.requestDone) this.destroy() // cut off mid-body: the request is lost
-      else exchange.closeAfter = true
+      if (this.#closed) this.client.end()
+      else if (exchange === undefined) this.#endIfIdle()
+      else if (!exchange.requestDone && !this.#held) this.destroy() // cut off mid-body: the request is lost
+    }
+
+    /** Closes a connection whose client has ended, once nothing is left to answer. */
+    #endIfIdle(): void {
+      if (!this.#inputEnded || this.#closed || this.#exchange !== undefined) return
+      this.#closed = true
+      this.client.end()
     }
 
     /** Passes on request bytes: the current body, then the next head once the exchange is over. */
@@ -366,6 +380,7 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       }
       this.#toUpstream(joinHead(head, body))
       if (this.#request!.done) this.#requestDone(exchange)
+      else if (this.#inputEnded) this.destroy() // held, and the client ended before its body did: lost
     }
 
     #toUpstream(bytes: Buffer | string): void {
@@ -559,6 +574,7 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       }
       this.#flow()
       this.#pump()
+      this.#endIfIdle()
     }
 
     #uncount(exchange: Exchange): void {

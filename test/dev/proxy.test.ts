@@ -31,8 +31,11 @@ function roundTrip(socket: WebSocket, text: string): Promise<string> {
   })
 }
 
-/** Writes `text` on one raw connection to `base` (`http://host:port`), returns all it answers until the proxy closes. */
-function rawExchange(base: string, text: string | string[]): Promise<string> {
+/**
+ * Writes `text` on one raw connection to `base` (`http://host:port`), returns all it answers until the
+ * proxy closes. `halfClose`: then shut down the sending side, as `nc -N` and some HTTP/1.0 tools do.
+ */
+function rawExchange(base: string, text: string | string[], { halfClose = false } = {}): Promise<string> {
   const { hostname, port } = new URL(base)
   return new Promise((resolve, reject) => {
     const socket = connect({ host: hostname, port: Number(port) })
@@ -43,6 +46,7 @@ function rawExchange(base: string, text: string | string[]): Promise<string> {
     socket.on('error', reject)
     // Several strings are written one by one (separate packets), one string at once (pipelined).
     for (const part of Array.isArray(text) ? text : [text]) socket.write(part, 'latin1')
+    if (halfClose) socket.end()
   })
 }
 
@@ -287,6 +291,27 @@ describe('proxy', () => {
       ['POST', '/second', 'abcde'],
       ['PUT', '/third', 'wxyz'],
     ])
+  })
+
+  it('answers everything a client sent before it half-closed: a request held for a starting backend, and pipelined ones', async () => {
+    const server = await startServer('listen')
+    const slow = await connectRaw(server, { key: 'half-close-held', spawn: { executable: { env: { FIXTURE_DELAY_MS: '300' } } } })
+    const get = (url: string, path: string) => `GET ${new URL(url).pathname}${path} HTTP/1.1\r\nHost: ${new URL(url).host}\r\n\r\n`
+    const held = splitAnswers(await rawExchange(slow.url, get(slow.url, 'held'), { halfClose: true }))
+    expect(held.map((a) => [a.status, (JSON.parse(a.body) as Echo).url])).toEqual([[200, '/held']])
+    const piped = splitAnswers(await rawExchange(slow.url, get(slow.url, 'one') + get(slow.url, 'two'), { halfClose: true }))
+    expect(piped.map((a) => [a.status, (JSON.parse(a.body) as Echo).url])).toEqual([
+      [200, '/one'],
+      [200, '/two'],
+    ])
+  })
+
+  it('answers its own errors with CORS headers, so that a page on another origin can read a 410', async () => {
+    const server = await startServer('listen')
+    const cr = await connectRaw(server, { key: 'cors-errors' })
+    const gone = await fetch(cr.url.replace(/\/[^/]+\/$/, '/not-a-token/'), { headers: { origin: 'https://app.example' } })
+    expect(gone.status).toBe(410)
+    expect(gone.headers.get('access-control-allow-origin')).toBe('*')
   })
 
   it('passes request bodies split across packets, in Content-Length and chunked framing', async () => {
