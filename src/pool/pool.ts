@@ -319,8 +319,8 @@ export class BackendPool {
         reject(signal.reason)
       }
       const unsubscribe = feed.subscribe((event) => {
-        // A stream that stopped on an error (e.g. 404: the backend is gone) has nothing more to say.
-        if ((event.type === 'status' && event.state.status === 'terminated') || (event.type === 'error' && feed.closed)) {
+        // A stream that stopped on an error (e.g. 404: the backend is gone) or was closed has nothing more to say.
+        if ((event.type === 'status' && event.state.status === 'terminated') || (event.type === 'error' && feed.closed) || event.type === 'closed') {
           done()
           resolve()
         }

@@ -61,6 +61,8 @@ export type FeedEvent =
       /** True when following stopped because of this error; false when a reconnect follows. */
       final: boolean
     }
+  /** Its owner closed the feed ({@link StatusFeed.close}) before it ended: nothing more follows. */
+  | { type: 'closed' }
 
 /** A subscriber of a {@link StatusFeed}. */
 export type FeedListener = (event: FeedEvent) => void
@@ -322,10 +324,15 @@ export class StatusFeed {
     return this.#accept(state)
   }
 
-  /** Stops following for good and drops every listener. Idempotent. */
+  /**
+   * Stops following for good and drops every listener, telling them with a `closed` event when the
+   * feed had not ended already (so that waits on a shared feed settle). Idempotent.
+   */
   close(): void {
+    const wasEnded = this.#ended
     this.#ended = true
     this.#pause()
+    if (!wasEnded) this.#emit({ type: 'closed' })
     this.#subscribers.clear()
     this.#observers = undefined
   }

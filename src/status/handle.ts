@@ -41,7 +41,7 @@ export interface WaitUntilReadyOptions {
   timeoutMs?: number
 }
 
-type InternalEvent = FeedEvent | { type: 'closed' }
+type InternalEvent = FeedEvent
 type InternalListener = (event: InternalEvent) => void
 
 /** At most one `ready_url` request per this many milliseconds when the server answers 202 quickly. */
@@ -195,7 +195,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
           else if (isEnding(event.state.status)) settle(new BackendTerminatedError(this.backend_id, event.state))
         } else if (event.type === 'error') {
           if (event.final) settle(event.error)
-        } else settle(new JamsocketError(`stopped following backend ${this.backend_id}: the handle was closed`))
+        } else settle(this.#stoppedError() ?? new JamsocketError(`stopped following backend ${this.backend_id}: the handle was closed`))
       }
       (this.#internal ??= new Set()).add(listener)
       guard.signal.addEventListener('abort', onAbort, { once: true })
@@ -323,7 +323,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
     if (event.type === 'status') {
       emitter.emit(event.state.status, event.state as never)
       emitter.emit('status', event.state)
-    } else emitter.emit('error', event.error)
+    } else if (event.type === 'error') emitter.emit('error', event.error)
   }
 
   /** Follows (subscribes to the feed) exactly while someone listens, iterates or waits. */

@@ -230,6 +230,16 @@ describe('lifecycle', () => {
 })
 
 describe('bounds and reuse', () => {
+  it('close() settles what pool handles were waiting for: waitUntilReady rejects, iterations end', async () => {
+    const handle = await pool.connect({ key: 'doc' })
+    const iterator = handle[Symbol.asyncIterator]()
+    const next = iterator.next()
+    const wait = handle.waitUntilReady()
+    pool.close()
+    await expect(wait).rejects.toThrow(/the status feed was closed/)
+    await expect(next).resolves.toEqual({ value: undefined, done: true })
+  })
+
   it('past maxEntries the least recently used idle entry is evicted', async () => {
     const small = jamsocket.pool({ maxEntries: 2 })
     await small.connect({ key: 'a' })

@@ -49,7 +49,7 @@ function follow(feed: StatusFeed, onEvent?: (event: FeedEvent) => void): Followe
   const done = new Promise<void>((resolve) => (finish = resolve))
   const unsubscribe = feed.subscribe((event) => {
     if (event.type === 'status') states.push(event.state)
-    else errors.push({ error: event.error, final: event.final })
+    else if (event.type === 'error') errors.push({ error: event.error, final: event.final })
     onEvent?.(event)
     if ((event.type === 'status' && event.state.status === 'terminated') || (event.type === 'error' && event.final)) finish()
   })

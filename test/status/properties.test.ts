@@ -59,7 +59,7 @@ function followAll(id: string): Promise<BackendState[]> {
       if (event.type === 'status') {
         states.push(event.state)
         if (event.state.status === 'terminated') resolve(states)
-      } else if (event.final) reject(event.error)
+      } else if (event.type === 'error' && event.final) reject(event.error)
     })
   })
 }
