@@ -17,6 +17,17 @@ export function backoffDelay(failures: number, baseMs: number, maxMs: number, ra
 }
 
 /**
+ * The base delay of the status stream's next reconnect. Right after a connection that delivered
+ * something (`healthy`), it is the server's `retry:` if it sent one (as SSE says), else `minDelayMs`.
+ * After failed attempts it is at least `minDelayMs`: a server's `retry: 0` must not turn the
+ * backoff off, or a server that then fails would be asked again and again at once.
+ */
+export function reconnectBase(healthy: boolean, retryMs: number | undefined, minDelayMs: number, maxDelayMs: number): number {
+  const base = healthy ? (retryMs ?? minDelayMs) : Math.max(retryMs ?? 0, minDelayMs)
+  return Math.min(base, maxDelayMs)
+}
+
+/**
  * Reads `Retry-After` (delay-seconds or an HTTP date) as milliseconds from now; undefined when
  * absent or unreadable. Uncapped: each caller applies its own cap. (The client reads it too.)
  */

@@ -17,7 +17,7 @@ import {
   TimeoutError,
 } from '../errors.js'
 import { parseBackendState, statusRank, type BackendState, type ConnectResponse } from '../wire.js'
-import { backoffDelay, MAX_RETRY_AFTER_MS, parseRetryAfter } from './backoff.js'
+import { backoffDelay, MAX_RETRY_AFTER_MS, parseRetryAfter, reconnectBase } from './backoff.js'
 import { DEFAULT_MAX_EVENT_BYTES, readEventStream, type SseHandlers, type SseMessage } from './sse.js'
 
 /** How the feed reconnects after the stream drops or fails. */
@@ -424,7 +424,7 @@ export class StatusFeed {
         this.#emit({ type: 'error', error: attempt.error, final: false })
         if (run.stopped) return // a listener closed the feed
       }
-      const base = Math.min(this.#retryMs ?? s.minDelayMs, s.maxDelayMs)
+      const base = reconnectBase(attempt.healthy, this.#retryMs, s.minDelayMs, s.maxDelayMs)
       let wait = backoffDelay(attempt.healthy ? 0 : failures - 1, base, s.maxDelayMs)
       if (attempt.retryAfterMs !== undefined) wait = Math.max(wait, attempt.retryAfterMs)
       await sleep(wait, run)
