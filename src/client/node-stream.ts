@@ -65,7 +65,29 @@ export function statusFetch(): FetchLike | undefined {
 
 let dispatch: FetchLike | null | undefined
 
-function openStream(url: URL, init: RequestInit): Promise<Response> {
+/** As fetch: redirects are followed, at most this many times. */
+const MAX_REDIRECTS = 20
+
+/**
+ * Opens the stream, following redirects as fetch does (the request carries no credential: the
+ * status URL is public), so that both transports reach the same stream.
+ */
+async function openStream(url: URL, init: RequestInit): Promise<Response> {
+  for (let redirects = 0; ; redirects++) {
+    const { req, res } = await request(url, init)
+    const location = res.headers.location
+    if (![301, 302, 303, 307, 308].includes(res.statusCode ?? 0) || location === undefined) return asResponse(req, res, init.signal ?? undefined)
+    res.resume() // the redirect's body is not wanted; the agent does not keep sockets alive
+    req.destroy()
+    const next = new URL(location, url)
+    if (redirects >= MAX_REDIRECTS || (next.protocol !== 'http:' && next.protocol !== 'https:')) {
+      throw new TypeError('fetch failed', { cause: new Error(redirects >= MAX_REDIRECTS ? 'redirect count exceeded' : `cannot follow a redirect to ${next.protocol}`) })
+    }
+    url = next
+  }
+}
+
+function request(url: URL, init: RequestInit): Promise<{ req: Http.ClientRequest; res: Http.IncomingMessage }> {
   const { http, https, agents } = load()!
   const secure = url.protocol === 'https:'
   const signal = init.signal ?? undefined
@@ -85,7 +107,7 @@ function openStream(url: URL, init: RequestInit): Promise<Response> {
     req.on('error', (error) => reject(new TypeError('fetch failed', { cause: error })))
     req.once('response', (res) => {
       signal?.removeEventListener('abort', onAbort)
-      resolve(asResponse(req, res, signal))
+      resolve({ req, res })
     })
     req.end()
   })

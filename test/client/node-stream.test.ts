@@ -39,6 +39,22 @@ describe('node:http status transport', () => {
     expect(fetch).toBeTypeOf('function')
   })
 
+  it('follows redirects as fetch does, keeping the stream headers, and refuses a redirect loop', async () => {
+    const server = await serve(async (c) => {
+      if (c.path === '/old') return c.status(307, { location: '/moved' })
+      if (c.path === '/moved') return c.status(301, { location: `${server.origin}/s` })
+      if (c.path === '/loop') return c.status(302, { location: '/loop' })
+      await c.write(`data:${c.lastEventId ?? 'none'}\n\n`)
+      c.end()
+    })
+    const response = await fetch(`${server.origin}/old`, { headers: { accept: 'text/event-stream', 'last-event-id': 'ready' } })
+    expect(response.status).toBe(200)
+    expect(await readAll(response)).toBe('data:ready\n\n')
+    const loop = await fetch(`${server.origin}/loop`, stream).catch((error: unknown) => error)
+    expect(loop).toBeInstanceOf(TypeError)
+    expect(((loop as TypeError).cause as Error).message).toMatch(/redirect count exceeded/)
+  })
+
   it('delivers the body of an event stream chunk by chunk, in order, to its end', async () => {
     const server = await serve(async (c) => {
       await c.write('data:1\n\n')
