@@ -172,7 +172,7 @@ const globalFetch: FetchLike = (input, init) => globalThis.fetch(input, init)
  * A throwing listener must not break following or the other listeners: report its error the way
  * an EventTarget does (`reportError` where it exists, else thrown outside this call stack).
  */
-function reportListenerError(error: unknown): void {
+export function reportListenerError(error: unknown): void {
   const report = (globalThis as { reportError?: (error: unknown) => void }).reportError
   if (typeof report === 'function') report(error)
   else

@@ -7,7 +7,7 @@ import mitt, { type Emitter, type Handler } from 'mitt'
 import { checkMs, deadline, delay, discard } from '../abort.js'
 import { BackendTerminatedError, JamsocketError } from '../errors.js'
 import { isEnding, parseBackendState, type BackendState, type BackendStatus, type ConnectResponse } from '../wire.js'
-import { StatusFeed, type FeedEvent, type StatusFeedOptions } from './feed.js'
+import { reportListenerError, StatusFeed, type FeedEvent, type StatusFeedOptions } from './feed.js'
 
 /** Options of a {@link BackendHandle}. */
 export type BackendHandleOptions = StatusFeedOptions & {
@@ -42,6 +42,22 @@ export interface WaitUntilReadyOptions {
 }
 
 type InternalEvent = FeedEvent
+
+/**
+ * mitt's emit, except that a handler that throws is reported and the others still run (mitt's own
+ * emit stops at the first throw, and the handle's other listeners would miss that status for good).
+ */
+function deliver(emitter: Emitter<BackendHandleEvents>, type: keyof BackendHandleEvents, payload: unknown): void {
+  const handlers = emitter.all.get(type)
+  if (!handlers) return
+  for (const handler of [...handlers]) {
+    try {
+      ;(handler as (payload: unknown) => void)(payload)
+    } catch (error) {
+      reportListenerError(error)
+    }
+  }
+}
 type InternalListener = (event: InternalEvent) => void
 
 /** At most one `ready_url` request per this many milliseconds when the server answers 202 quickly. */
@@ -321,9 +337,9 @@ export class BackendHandle implements ConnectResponse, Disposable {
     const emitter = this.#emitter
     if (!emitter) return
     if (event.type === 'status') {
-      emitter.emit(event.state.status, event.state as never)
-      emitter.emit('status', event.state)
-    } else if (event.type === 'error') emitter.emit('error', event.error)
+      deliver(emitter, event.state.status, event.state)
+      deliver(emitter, 'status', event.state)
+    } else if (event.type === 'error') deliver(emitter, 'error', event.error)
   }
 
   /** Follows (subscribes to the feed) exactly while someone listens, iterates or waits. */

@@ -91,6 +91,27 @@ describe('BackendHandle: events', () => {
     expect(server.hits()).toBe(1)
   })
 
+  it('a handler that throws is reported, and the other handlers still get that status', async () => {
+    const server = await serve(streamOf(HISTORY))
+    const handle = handleFor(server.connectResponse('throwing-handler'))
+    const thrown: unknown[] = []
+    const g = globalThis as { reportError?: (error: unknown) => void }
+    g.reportError = (error) => thrown.push(error)
+    try {
+      const log: string[] = []
+      handle.on('ready', () => {
+        throw new Error('handler bug')
+      })
+      handle.on('ready', () => log.push('second ready'))
+      handle.on('status', (s) => log.push(s.status))
+      await until(() => log.includes('terminated'), 'terminated')
+      expect(log).toEqual([...LIFE.slice(0, 4), 'second ready', ...LIFE.slice(4)])
+      expect(thrown).toEqual([new Error('handler bug')])
+    } finally {
+      delete g.reportError
+    }
+  })
+
   it('once() fires once; off() removes a handler (also one added with once)', async () => {
     const server = await serve(streamOf(HISTORY))
     const handle = handleFor(server.connectResponse('once'))
