@@ -172,6 +172,18 @@ const globalFetch: FetchLike = (input, init) => globalThis.fetch(input, init)
  * A throwing listener must not break following or the other listeners: report its error the way
  * an EventTarget does (`reportError` where it exists, else thrown outside this call stack).
  */
+/**
+ * Text as its UTF-8 bytes, one char per byte: how SSE sends `Last-Event-ID`. A header carries bytes,
+ * and both node:http and fetch refuse a char above U+00FF, so an id with one would fail every reconnect.
+ */
+function utf8Bytes(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (!/[^\x00-\x7f]/.test(text)) return text
+  let bytes = ''
+  for (const byte of new TextEncoder().encode(text)) bytes += String.fromCharCode(byte)
+  return bytes
+}
+
 export function reportListenerError(error: unknown): void {
   const report = (globalThis as { reportError?: (error: unknown) => void }).reportError
   if (typeof report === 'function') report(error)
@@ -439,7 +451,7 @@ export class StatusFeed {
     const startRank = this.#rank
     try {
       const headers: Record<string, string> = { accept: 'text/event-stream' }
-      if (this.#lastEventId) headers['last-event-id'] = this.#lastEventId
+      if (this.#lastEventId) headers['last-event-id'] = utf8Bytes(this.#lastEventId)
       let response: Response
       try {
         response = await s.fetch(this.#url, { headers, signal: conn.controller.signal, cache: 'no-store' } as RequestInit)

@@ -1,3 +1,4 @@
+import { statusFetch } from '../../src/client/node-stream.js'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   AuthenticationError,
@@ -517,6 +518,24 @@ describe('StatusFeed: laziness and close', () => {
     await until(() => feed.closed, 'closed')
     await new Promise((r) => setTimeout(r, 50))
     expect(server.hits()).toBe(1)
+  })
+
+  it('resumes after an id that is not ASCII, sending it back as UTF-8 (fetch and the Node transport)', async () => {
+    for (const [name, fetch] of [['fetch', undefined], ['node', statusFetch()]] as const) {
+      const server = await serve(async (c) => {
+        if (c.index === 0) {
+          await c.write(`id: étape…1\ndata: ${JSON.stringify(HISTORY[0])}\n\n`)
+          return c.end()
+        }
+        await c.write(HISTORY.slice(1).map((s) => frame(s)).join(''))
+        c.end()
+      })
+      const f = follow(new StatusFeed(server.connectResponse(`utf8-${name}`), { ...FAST, fetch }))
+      await f.done
+      expect(f.states, name).toEqual(HISTORY)
+      const resumed = server.requests.find((r) => r.index === 1)!
+      expect(Buffer.from(resumed.lastEventId!, 'latin1').toString('utf8'), name).toBe('étape…1')
+    }
   })
 
   it('a throwing listener does not break following or the other listeners', async () => {
