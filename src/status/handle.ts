@@ -41,8 +41,6 @@ export interface WaitUntilReadyOptions {
   timeoutMs?: number
 }
 
-type InternalEvent = FeedEvent
-
 /**
  * mitt's emit, except that a handler that throws is reported and the others still run (mitt's own
  * emit stops at the first throw, and the handle's other listeners would miss that status for good).
@@ -58,7 +56,7 @@ function deliver(emitter: Emitter<BackendHandleEvents>, type: keyof BackendHandl
     }
   }
 }
-type InternalListener = (event: InternalEvent) => void
+type InternalListener = (event: FeedEvent) => void
 
 /** At most one `ready_url` request per this many milliseconds when the server answers 202 quickly. */
 const READY_POLL_MIN_INTERVAL_MS = 250
