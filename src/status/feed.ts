@@ -169,9 +169,25 @@ const HEALTHY_AFTER_MS = 30_000
 const globalFetch: FetchLike = (input, init) => globalThis.fetch(input, init)
 
 /**
- * A throwing listener must not break following or the other listeners: report its error the way
- * an EventTarget does (`reportError` where it exists, else thrown outside this call stack).
+ * Calls every listener with `value`. A throwing listener must not break following or the other
+ * listeners: its error is reported the way an EventTarget does (`reportError` where it exists, else
+ * thrown outside this call stack). Used by the feed and by the handles' own listeners.
  */
+export function callEach<T>(listeners: Iterable<(value: T) => void>, value: T): void {
+  for (const listener of listeners) {
+    try {
+      listener(value)
+    } catch (error) {
+      const report = (globalThis as { reportError?: (error: unknown) => void }).reportError
+      if (typeof report === 'function') report(error)
+      else
+        queueMicrotask(() => {
+          throw error
+        })
+    }
+  }
+}
+
 /**
  * Text as its UTF-8 bytes, one char per byte: how SSE sends `Last-Event-ID`. A header carries bytes,
  * and both node:http and fetch refuse a char above U+00FF, so an id with one would fail every reconnect.
@@ -182,15 +198,6 @@ function utf8Bytes(text: string): string {
   let bytes = ''
   for (const byte of new TextEncoder().encode(text)) bytes += String.fromCharCode(byte)
   return bytes
-}
-
-export function reportListenerError(error: unknown): void {
-  const report = (globalThis as { reportError?: (error: unknown) => void }).reportError
-  if (typeof report === 'function') report(error)
-  else
-    queueMicrotask(() => {
-      throw error
-    })
 }
 
 /** `{status_url}/stream`, keeping a query string in place (`…/status?x=1` → `…/status/stream?x=1`). */
@@ -385,14 +392,7 @@ export class StatusFeed {
   }
 
   #emit(event: FeedEvent): void {
-    const listeners = this.#observers ? [...this.#subscribers, ...this.#observers] : [...this.#subscribers]
-    for (const listener of listeners) {
-      try {
-        listener(event)
-      } catch (error) {
-        reportListenerError(error)
-      }
-    }
+    callEach(this.#observers ? [...this.#subscribers, ...this.#observers] : [...this.#subscribers], event)
   }
 
   /**

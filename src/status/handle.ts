@@ -7,7 +7,7 @@ import mitt, { type Emitter, type Handler } from 'mitt'
 import { checkMs, deadline, delay, discard } from '../abort.js'
 import { BackendTerminatedError, JamsocketError } from '../errors.js'
 import { isEnding, parseBackendState, type BackendState, type BackendStatus, type ConnectResponse } from '../wire.js'
-import { reportListenerError, StatusFeed, type FeedEvent, type StatusFeedOptions } from './feed.js'
+import { callEach, StatusFeed, type FeedEvent, type StatusFeedOptions } from './feed.js'
 
 /** Options of a {@link BackendHandle}. */
 export type BackendHandleOptions = StatusFeedOptions & {
@@ -46,15 +46,8 @@ export interface WaitUntilReadyOptions {
  * emit stops at the first throw, and the handle's other listeners would miss that status for good).
  */
 function deliver(emitter: Emitter<BackendHandleEvents>, type: keyof BackendHandleEvents, payload: unknown): void {
-  const handlers = emitter.all.get(type)
-  if (!handlers) return
-  for (const handler of [...handlers]) {
-    try {
-      ;(handler as (payload: unknown) => void)(payload)
-    } catch (error) {
-      reportListenerError(error)
-    }
-  }
+  const handlers = emitter.all.get(type) as ((payload: unknown) => void)[] | undefined
+  if (handlers) callEach([...handlers], payload)
 }
 type InternalListener = (event: FeedEvent) => void
 
