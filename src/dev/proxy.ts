@@ -355,17 +355,8 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       if (this.#closed) return
       const backend = exchange.grant.backend
       if (backend.ending) return this.#fail(410, 'Gone', 'the backend is terminating')
-      registry.begin(backend)
-      exchange.counted = true
-      let up = this.#up
-      if (up !== undefined && (up.backend !== backend || Date.now() - up.idleSince > up.keepAliveMs)) {
-        // A request for another backend on the same client connection (the last exchange is over), or a
-        // socket the backend is about to close as idle: a request written into it would be lost.
-        this.#dropUpstream()
-        up = undefined
-      }
-      up ??= this.#connect(backend)
-      const head = `${exchange.head}\r\n`
+      // The body bytes already here, before anything is opened: a held request whose client ended
+      // before its body did is lost, and nothing of it needs to reach the backend.
       const buf = this.#buf
       let body: Buffer | undefined
       if (buf !== undefined) {
@@ -378,9 +369,19 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
         body = end === -1 ? buf : buf.subarray(0, end)
         this.#buf = end === -1 || end === buf.length ? undefined : buf.subarray(end)
       }
-      this.#toUpstream(joinHead(head, body))
+      if (!this.#request!.done && this.#inputEnded) return this.destroy()
+      registry.begin(backend)
+      exchange.counted = true
+      let up = this.#up
+      if (up !== undefined && (up.backend !== backend || Date.now() - up.idleSince > up.keepAliveMs)) {
+        // A request for another backend on the same client connection (the last exchange is over), or a
+        // socket the backend is about to close as idle: a request written into it would be lost.
+        this.#dropUpstream()
+        up = undefined
+      }
+      up ??= this.#connect(backend)
+      this.#toUpstream(joinHead(`${exchange.head}\r\n`, body))
       if (this.#request!.done) this.#requestDone(exchange)
-      else if (this.#inputEnded) this.destroy() // held, and the client ended before its body did: lost
     }
 
     #toUpstream(bytes: Buffer | string): void {
