@@ -20,7 +20,8 @@ wss.on('connection', (socket) => {
   socket.on('message', (data) => socket.send(`echo from ${id}: ${data}`))
 })
 
-server.listen(Number(process.env.PORT), () => console.log(`backend ${id} (key ${key}) listening on ${process.env.PORT}`))
+// HOST is the loopback address the dev server gives: only its proxy (which adds x-verified-*) reaches us.
+server.listen(Number(process.env.PORT), process.env.HOST ?? '127.0.0.1', () => console.log(`backend ${id} (key ${key}) listening on ${process.env.PORT}`))
 
 // Exit cleanly on SIGTERM (a soft terminate): the backend then ends with exit_error false.
 process.on('SIGTERM', () => {

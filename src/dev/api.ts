@@ -3,6 +3,7 @@
  * terminate), plus `ready_url` (a long-poll), backend info, the running list and the log stream.
  * Account, service and the Authorization header are accepted as given (dev mode has no accounts).
  */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BackendState, ConnectResponse } from '../wire.js'
 import { parseConnectInput } from './connect-request.js'
@@ -44,6 +45,14 @@ function decode(segment: string | undefined): string | undefined {
   }
 }
 
+const digest = (text: string) => createHash('sha256').update(text).digest()
+
+/** True when `header` is `Bearer <token>` (compared in constant time). */
+function bearerMatches(header: string | undefined, expected: Buffer): boolean {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')
+  return match !== null && timingSafeEqual(digest(match[1]!), expected)
+}
+
 /** The request handler of the API server. */
 export function createApiHandler(registry: Registry, options: ResolvedDevOptions, hosts: HostCheck, urls: PublicUrls) {
   const backendOr404 = (res: ServerResponse, id: string | undefined, cors: boolean): Backend | undefined => {
@@ -53,7 +62,7 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
   }
 
   const connect = async (req: IncomingMessage, res: ServerResponse, account: string, service: string, environment: string | undefined) => {
-    const input = parseConnectInput(await readBody(req, options.maxBodyBytes))
+    const input = parseConnectInput(await readBody(req, options.maxBodyBytes), options)
     const { backend, token, spawned } = registry.connect(input, { account, service, environment })
     const api = urls.api(req)
     const body: ConnectResponse = {
@@ -110,6 +119,8 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
     res.on('close', cleanup)
   }
 
+  const tokenDigest = options.apiToken === undefined ? undefined : digest(options.apiToken)
+
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = req.url ?? '/'
     const query = url.indexOf('?')
@@ -130,6 +141,10 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
     const origin = req.headers.origin
     if (!publicRoute && origin !== undefined && !hosts.allows(hostOf(origin))) {
       return sendError(res, 403, 'ForbiddenOrigin', 'requests from web pages are refused here (only status, status/stream and ready are public)')
+    }
+    // Reachable beyond this machine, the API runs code for whoever calls it: it wants its token.
+    if (!publicRoute && tokenDigest !== undefined && !bearerMatches(req.headers.authorization, tokenDigest)) {
+      return sendError(res, 401, 'Unauthorized', 'this dev server requires its API token (Authorization: Bearer <token>)')
     }
     if (parts[1] !== 'v2') return sendError(res, 404, 'NotFound', 'no such route')
     if (parts[2] === 'service' && (parts.length === 6 || parts.length === 7) && parts[parts.length - 1] === 'connect') {

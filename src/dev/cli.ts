@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
  * The `session-backends` command: `session-backends dev [options] -- <command> [args…]` runs the
- * local server with a terminal UI until SIGINT/SIGTERM, then terminates every backend and exits.
+ * local server with a terminal UI until SIGINT/SIGTERM/SIGHUP, then terminates every backend and exits.
  */
-import { watch, type FSWatcher } from 'node:fs'
+import { readFileSync, watch, type FSWatcher } from 'node:fs'
 import { relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { parseEnvArgs, parseEnvFile } from './env.js'
 import { startDevServer } from './server.js'
 import { TerminalUi } from './ui.js'
 
@@ -24,7 +25,18 @@ Options:
       --max-idle-seconds <s>       idle limit when a connect sets none (default 300; 0 = never)
       --data-dir <path>            where mount directories are created (default .dev-data)
   -w, --watch <path>               terminate the backends when files under <path> change (repeatable)
+  -e, --env <NAME[=value]>         give backends this variable; a bare NAME passes this shell's value (repeatable)
+      --env-file <path>            give backends the variables of this dotenv file (repeatable)
+      --allow-loader-env           let connect requests set NODE_OPTIONS, LD_PRELOAD, PATH and the like
+      --api-token <token>          require this token on the API (generated and printed when --host is
+                                   not a loopback address)
   -h, --help                       show this help
+
+Backends get PATH, HOME, USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TZ, TMPDIR, TMP, TEMP, TERM,
+COLORTERM and NO_COLOR from this shell, what --env/--env-file give, the connect request's env, then
+PORT, HOST and SESSION_BACKEND_*. Nothing else of this shell's environment (no tokens, no keys).
+A backend should listen on HOST:PORT (loopback, so that only the proxy reaches it) and may check
+the x-verified-secret header against the secret_token the page sends it.
 
 Example:
   npx session-backends dev --port 8080 -- node backend.mjs`
@@ -42,6 +54,8 @@ function port(name: string, value: string | undefined): number | undefined {
   if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new RangeError(`--${name} must be a port from 0 to 65535, got ${value}`)
   return n
 }
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
 /** Runs the CLI with `argv` (without node and the script). Resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -61,6 +75,10 @@ export async function main(argv: string[]): Promise<number> {
         'max-idle-seconds': { type: 'string' },
         'data-dir': { type: 'string' },
         watch: { type: 'string', short: 'w', multiple: true },
+        env: { type: 'string', short: 'e', multiple: true },
+        'env-file': { type: 'string', multiple: true },
+        'allow-loader-env': { type: 'boolean' },
+        'api-token': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -84,6 +102,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const grace = seconds('grace-seconds', values['grace-seconds'])
     const startup = seconds('startup-timeout-seconds', values['startup-timeout-seconds'])
+    const env: Record<string, string> = {}
+    for (const file of values['env-file'] ?? []) Object.assign(env, parseEnvFile(readFileSync(file, 'utf8'), file))
+    Object.assign(env, parseEnvArgs(values.env ?? [], process.env))
     server = await startDevServer({
       command,
       port: port('port', values.port),
@@ -94,6 +115,9 @@ export async function main(argv: string[]): Promise<number> {
       startupTimeoutMs: startup === undefined ? undefined : startup * 1000,
       defaultMaxIdleSeconds: seconds('max-idle-seconds', values['max-idle-seconds']),
       dataDir: values['data-dir'],
+      env,
+      allowLoaderEnv: values['allow-loader-env'],
+      apiToken: values['api-token'],
       onEvent: (event) => ui.handle(event),
     })
   } catch (error) {
@@ -104,7 +128,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   const dev = server
   ui.info(`session-backends dev: API ${dev.apiUrl}  proxy ${dev.proxyUrl}  command: ${command.join(' ')}`)
-  ui.info(`  new Jamsocket({ dev: true, port: ${dev.port} })`)
+  if (dev.apiToken === undefined) ui.info(`  new Jamsocket({ dev: true, port: ${dev.port} })`)
+  else {
+    // Printed once so that the developer can hand it to the client; the API refuses calls without it.
+    if (values['api-token'] === undefined) ui.info(`  API token (required, generated for this run): ${dev.apiToken}`)
+    ui.info(`  new Jamsocket({ account: '-', service: '-', token: <the API token>, apiUrl: '${dev.apiUrl}' })`)
+  }
 
   const watchers: FSWatcher[] = []
   let debounce: NodeJS.Timeout | undefined
@@ -143,15 +172,18 @@ export async function main(argv: string[]): Promise<number> {
       void dev.close().then(() => {
         ui.info('all backends terminated; bye')
         ui.close()
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
+        for (const signal of SIGNALS) process.off(signal, stop)
         done(0)
       })
     }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
+    // SIGHUP: the terminal or SSH session closed; the backends must not be left running.
+    for (const signal of SIGNALS) process.on(signal, stop)
   })
 }
+
+// After SIGHUP the terminal is gone: a failed write must not end the process before its cleanup.
+process.stdout.on('error', () => {})
+process.stderr.on('error', () => {})
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

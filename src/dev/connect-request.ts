@@ -3,6 +3,7 @@
  * wrong, and leniently enough that fields this server does not use (cluster, …) are accepted.
  */
 import type { ResourceLimits } from '../wire.js'
+import { checkRequestEnv } from './env.js'
 import { checkLimits } from './limits.js'
 import { checkMount } from './mount.js'
 import { ApiProblem } from './respond.js'
@@ -23,6 +24,12 @@ export interface ConnectInput {
   lifetimeSeconds: number | undefined
 }
 
+/**
+ * Longest key, in UTF-8 bytes. A key becomes `SESSION_BACKEND_KEY`, and the kernel refuses one
+ * environment string over 128 KiB (E2BIG): an absurd key is refused here, not at spawn time.
+ */
+export const MAX_KEY_BYTES = 4096
+
 function bad(message: string): never {
   throw new ApiProblem(400, 'InvalidRequest', message)
 }
@@ -40,7 +47,7 @@ function seconds(spawn: Record<string, unknown>, field: string): number | undefi
 }
 
 /** Parses the request body text (empty = `{}`). Throws a 400 {@link ApiProblem}. */
-export function parseConnectInput(text: string): ConnectInput {
+export function parseConnectInput(text: string, options: { allowLoaderEnv: boolean } = { allowLoaderEnv: false }): ConnectInput {
   let body: unknown = {}
   if (text.trim() !== '') {
     try {
@@ -52,6 +59,7 @@ export function parseConnectInput(text: string): ConnectInput {
   if (!isObject(body)) bad('the request body must be a JSON object')
   const { key, spawn, user, auth } = body
   if (key !== undefined && key !== null && (typeof key !== 'string' || key === '')) bad('key must be a non-empty string')
+  if (typeof key === 'string' && Buffer.byteLength(key) > MAX_KEY_BYTES) bad(`key must be at most ${MAX_KEY_BYTES} bytes`)
   if (user !== undefined && user !== null && typeof user !== 'string') bad('user must be a string')
   if (auth !== undefined && auth !== null && !isObject(auth)) bad('auth must be a JSON object')
   if (spawn !== undefined && spawn !== null && typeof spawn !== 'boolean' && !isObject(spawn)) bad('spawn must be a boolean or an object')
@@ -62,6 +70,8 @@ export function parseConnectInput(text: string): ConnectInput {
   if (!isObject(executable)) bad('spawn.executable must be an object')
   const env = executable.env ?? {}
   if (!isObject(env) || !Object.values(env).every((v) => typeof v === 'string')) bad('spawn.executable.env must map names to strings')
+  const envProblem = checkRequestEnv(env as Record<string, string>, options.allowLoaderEnv)
+  if (envProblem !== undefined) bad(envProblem)
   let mount: string | true | undefined
   let limits: ResourceLimits | undefined
   try {

@@ -3,6 +3,8 @@
  * validation that turns what a caller passed into the settings the server runs with.
  */
 import { checkMs } from '../abort.js'
+import { baseEnv, ENV_NAME } from './env.js'
+import { randomToken } from './respond.js'
 import type { BackendLogLine, DevEvent } from './registry.js'
 
 /** Options of the embedded local server. Only `command` is required. */
@@ -18,11 +20,28 @@ export interface DevServerOptions {
    */
   cwd?: string | undefined
   /**
-   * Environment every backend starts from (then the connect request's `spawn.executable.env`, then
-   * `PORT`, `SESSION_BACKEND_*` on top).
-   * @default process.env
+   * Variables given to every backend. A backend's environment is a small base taken from the
+   * server's own (`PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`, `LANG`, `LANGUAGE`, `LC_*`, `TZ`,
+   * `TMPDIR`, `TMP`, `TEMP`, `TERM`, `COLORTERM`, `NO_COLOR`), then these (`undefined` removes a
+   * base variable), then the connect request's `spawn.executable.env`, then `PORT`, `HOST` and
+   * `SESSION_BACKEND_*`. The rest of the server's environment (tokens, cloud keys) is not passed on.
+   * @default {}
    */
   env?: Readonly<Record<string, string | undefined>> | undefined
+  /**
+   * Lets a connect request's `spawn.executable.env` set loader variables (`NODE_OPTIONS`,
+   * `LD_PRELOAD`, `LD_*`, `DYLD_*`, `PATH`, `PYTHONPATH`, …). Off, such a request gets 400 naming
+   * the variable: whoever can call the API could otherwise run any code as you.
+   * @default false
+   */
+  allowLoaderEnv?: boolean | undefined
+  /**
+   * A credential the API requires (`Authorization: Bearer <apiToken>`) on every route but the
+   * public ones (status, status stream, ready). When `host` is not a loopback address and none is
+   * given, one is generated (see {@link DevServer.apiToken}): API access is code execution.
+   * @default undefined (none on loopback)
+   */
+  apiToken?: string | undefined
   /**
    * Port of the API (`new Jamsocket({ dev: true, port })`); `0` picks a free one.
    * @default 8080
@@ -124,7 +143,10 @@ export interface ResolvedDevOptions {
   command: string
   args: string[]
   cwd: string
-  env: Readonly<Record<string, string | undefined>>
+  /** The base environment (from the server's) with `env` applied. */
+  env: Readonly<Record<string, string>>
+  allowLoaderEnv: boolean
+  apiToken: string | undefined
   port: number
   proxyPort: number
   host: string
@@ -164,6 +186,12 @@ function ms(name: string, value: number | undefined, fallback: number): number {
   return value ?? fallback
 }
 
+/** True for an address only this machine can reach (the API needs no credential there). */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase()
+  return bare === 'localhost' || bare === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare) || /^::ffff:127\./.test(bare)
+}
+
 /** Validates and fills in defaults. Throws TypeError/RangeError with a short message. @internal */
 export function resolveDevOptions(options: DevServerOptions): ResolvedDevOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('startDevServer: options must be an object')
@@ -177,11 +205,23 @@ export function resolveDevOptions(options: DevServerOptions): ResolvedDevOptions
   }
   if (options.onEvent !== undefined && typeof options.onEvent !== 'function') throw new TypeError('onEvent must be a function')
   const cwd = options.cwd ?? process.cwd()
+  const env = baseEnv(process.env)
+  for (const [name, value] of Object.entries(options.env ?? {})) {
+    if (!ENV_NAME.test(name)) throw new RangeError(`env: ${JSON.stringify(name)} is not a valid variable name`)
+    if (value === undefined) delete env[name]
+    else if (typeof value !== 'string') throw new TypeError(`env.${name} must be a string or undefined`)
+    else env[name] = value
+  }
+  if (options.apiToken !== undefined && (typeof options.apiToken !== 'string' || !/^[\x21-\x7e]{16,}$/.test(options.apiToken))) {
+    throw new RangeError('apiToken must be at least 16 printable ASCII characters without spaces')
+  }
   return {
     command: command[0]!,
     args: command.slice(1),
     cwd,
-    env: options.env ?? process.env,
+    env,
+    allowLoaderEnv: options.allowLoaderEnv === true,
+    apiToken: options.apiToken ?? (isLoopback(options.host ?? '127.0.0.1') ? undefined : randomToken()),
     port: checkPort('port', options.port, 8080),
     proxyPort: checkPort('proxyPort', options.proxyPort, 9090),
     host: options.host ?? '127.0.0.1',

@@ -79,6 +79,8 @@ export class Backend {
   open = 0
   exitCode: number | undefined
   port: number | undefined
+  /** The address the backend answered the readiness probe on (where the proxy reaches it). */
+  host: string | undefined
   process: BackendProcess | undefined
   /** @internal */ timers: { grace?: NodeJS.Timeout; startup?: NodeJS.Timeout; memory?: NodeJS.Timeout; stopProbe?: () => void } = {}
   readonly #statusListeners = new Set<(state: BackendState) => void>()
@@ -173,11 +175,16 @@ export class Registry {
   readonly #processes = new Set<BackendProcess>()
   readonly #sweeper: NodeJS.Timeout
   #closing = false
-  /** Where backends are reached (they are probed and proxied on this address). */
-  readonly backendHost = '127.0.0.1'
+  /** The address backends are told to bind (`HOST`): the loopback of the server's family. */
+  readonly backendHost: string
+  /** The other loopback, probed too: a backend that binds `localhost` may land there. */
+  readonly #otherLoopback: string
 
   constructor(options: ResolvedDevOptions) {
     this.#options = options
+    const v6 = options.host.replace(/^\[|\]$/g, '') === '::1'
+    this.backendHost = v6 ? '::1' : '127.0.0.1'
+    this.#otherLoopback = v6 ? '127.0.0.1' : '::1'
     this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs)
   }
 
@@ -341,18 +348,19 @@ export class Registry {
     const options = this.#options
     try {
       if (!this.#advance(backend, { status: 'loading', time: now() })) return
-      const env: Record<string, string> = {}
-      for (const [name, value] of Object.entries(options.env)) if (value !== undefined) env[name] = value
-      Object.assign(env, backend.input.env)
+      // The base and what the developer passed, the request's env, then ours: never the server's own.
+      const env: Record<string, string> = { ...options.env, ...backend.input.env }
       const mount = backend.input.mount
+      const hosts = [this.backendHost, this.#otherLoopback]
       const [port, dataDir] = await Promise.all([
-        freePort(this.backendHost),
+        freePort(hosts),
         mount === undefined ? undefined : prepareMount(options.dataDir, options.cwd, backend.key, mount),
       ])
       if (backend.status !== 'loading') return // terminated meanwhile
       const plan = planLimits(options.command, options.args, backend.input.limits)
       for (const note of plan.notes) this.#message(note.includes('NOT') ? 'warn' : 'info', note, backend.id)
       env.PORT = String(port)
+      env.HOST = this.backendHost
       env.SESSION_BACKEND_ID = backend.id
       env.SESSION_BACKEND_KEY = backend.key
       env.SESSION_BACKEND_FENCING_TOKEN = String(backend.fencingToken)
@@ -367,7 +375,11 @@ export class Registry {
         {
           onSpawn: () => {
             if (!this.#advance(backend, { status: 'waiting', time: now() })) return
-            backend.timers.stopProbe = probeUntilReady(this.backendHost, port, options.probeIntervalMs, () => {
+            backend.timers.stopProbe = probeUntilReady(hosts, port, options.probeIntervalMs, (host) => {
+              backend.host = host
+              if (host !== this.backendHost) {
+                this.#message('warn', `answers on ${host} only, not on HOST=${this.backendHost}: listen on process.env.HOST`, backend.id)
+              }
               clearTimeout(backend.timers.startup)
               // The idle clock starts at ready: a slow start is the startup timeout's business.
               backend.lastActivity = Date.now()

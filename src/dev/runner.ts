@@ -138,67 +138,92 @@ export class BackendProcess {
   }
 }
 
-/** Asks the OS for a free TCP port on `host` (released at once, so the backend can bind it). */
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
+function bindOnce(host: string, port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const server = createServer()
     server.unref()
-    server.on('error', reject)
-    server.listen(0, host, () => {
+    server.on('error', () => resolve(undefined))
+    server.listen({ port, host, exclusive: true }, () => {
       const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolve(port))
+      const bound = typeof address === 'object' && address !== null ? address.port : undefined
+      server.close(() => resolve(bound))
     })
   })
+}
+
+/**
+ * Asks the OS for a TCP port free on every address in `hosts` (released at once, so the backend
+ * can bind it). Free on each loopback, so that whichever one the backend listens on, what answers
+ * there is the backend. Rejects when the first address cannot be bound at all.
+ */
+export async function freePort(hosts: readonly string[]): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await bindOnce(hosts[0]!, 0)
+    if (port === undefined) throw new Error(`cannot listen on ${hosts[0]}`)
+    let free = true
+    for (const host of hosts.slice(1)) {
+      // An address family this machine lacks (EADDRNOTAVAIL) cannot hold a stranger either.
+      if ((await bindOnce(host, port)) === undefined && (await addressUsable(host))) free = false
+    }
+    if (free || attempt >= 20) return port
+  }
+}
+
+async function addressUsable(host: string): Promise<boolean> {
+  return (await bindOnce(host, 0)) !== undefined
 }
 
 const PROBE = Buffer.from('HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
 const ATTEMPT_MS = 1000
 
-/**
- * Probes `host:port` every `intervalMs` until a `HEAD /` is answered with something starting with
- * `HTTP/` (any status counts), then calls `onReady` once. Returns a function that stops probing.
- */
-export function probeUntilReady(host: string, port: number, intervalMs: number, onReady: () => void): () => void {
-  let stopped = false
-  let socket: Socket | undefined
-  let timer: NodeJS.Timeout | undefined
-  const attempt = () => {
-    timer = undefined
-    if (stopped) return
+/** One probe: resolves true when `host:port` answers `HEAD /` with something starting with `HTTP/`. */
+function probeOnce(host: string, port: number, sockets: Set<Socket>): Promise<boolean> {
+  return new Promise((resolve) => {
     let answer = ''
-    let done = false
     const s = connect({ host, port })
-    socket = s
+    sockets.add(s)
     s.setTimeout(ATTEMPT_MS)
-    const retry = () => {
-      if (done) return
-      done = true
+    const settle = (ok: boolean) => {
+      sockets.delete(s)
       s.destroy()
-      if (!stopped) timer = setTimeout(attempt, intervalMs)
+      resolve(ok)
     }
     s.on('connect', () => s.write(PROBE))
     s.on('data', (chunk: Buffer) => {
-      if (done) return
       answer += chunk.toString('latin1')
-      if (answer.length < 5) return
-      if (answer.startsWith('HTTP/')) {
-        done = true
-        s.destroy()
-        if (!stopped) {
-          stopped = true
-          onReady()
-        }
-      } else retry()
+      if (answer.length >= 5) settle(answer.startsWith('HTTP/'))
     })
-    s.on('timeout', retry)
-    s.on('error', retry)
-    s.on('close', retry)
+    s.on('timeout', () => settle(false))
+    s.on('error', () => settle(false))
+    s.on('close', () => settle(false))
+  })
+}
+
+/**
+ * Probes `port` on each of `hosts` (the address the backend was told to bind first, then the other
+ * loopback: a backend that binds `localhost` may land on either) every `intervalMs` until one
+ * answers a `HEAD /` with `HTTP/` (any status counts), then calls `onReady` once with that host.
+ * Returns a function that stops probing.
+ */
+export function probeUntilReady(hosts: readonly string[], port: number, intervalMs: number, onReady: (host: string) => void): () => void {
+  let stopped = false
+  let timer: NodeJS.Timeout | undefined
+  const sockets = new Set<Socket>()
+  const attempt = async () => {
+    timer = undefined
+    if (stopped) return
+    const answers = await Promise.all(hosts.map((host) => probeOnce(host, port, sockets)))
+    if (stopped) return
+    const index = answers.indexOf(true)
+    if (index !== -1) {
+      stopped = true
+      onReady(hosts[index]!)
+    } else timer = setTimeout(() => void attempt(), intervalMs)
   }
-  attempt()
+  void attempt()
   return () => {
     stopped = true
     if (timer) clearTimeout(timer)
-    socket?.destroy()
+    for (const s of sockets) s.destroy()
   }
 }

@@ -19,6 +19,13 @@ export interface DevServer {
   readonly apiUrl: string
   /** The proxy base URL; backends are at `{proxyUrl}/{token}/`. */
   readonly proxyUrl: string
+  /**
+   * The credential the API requires (`Authorization: Bearer <apiToken>`), or undefined when it
+   * requires none (a loopback `host` and no `apiToken` option). Generated when `host` is not a
+   * loopback address and no `apiToken` was given. A client reaches such a server with
+   * `new Jamsocket({ account: '-', service: '-', token: apiToken, apiUrl })`.
+   */
+  readonly apiToken: string | undefined
   /** The API port (useful with `port: 0`). */
   readonly port: number
   /** The proxy port. */
@@ -155,6 +162,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     return {
       apiUrl,
       proxyUrl,
+      apiToken: resolved.apiToken,
       port,
       proxyPort,
       terminateAll: (opts) => registry.terminateAll(opts?.hard ?? false),

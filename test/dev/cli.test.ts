@@ -17,8 +17,8 @@ afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL')
 })
 
-function run(args: string[]): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+function run(args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   children.push(child)
   let output = ''
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()))
@@ -63,6 +63,57 @@ describe('session-backends dev', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+
+  it('terminates every backend and exits on SIGHUP (the terminal or SSH session closed)', async () => {
+    const { child, output, exit } = run(['dev', '--port', '0', '--proxy-port', '0', '--grace-seconds', '1', '--', process.execPath, fixture('listen')])
+    const port = Number((await eventually(() => /API http:\/\/127\.0\.0\.1:(\d+)/.exec(output()), 'the banner'))[1])
+    const handle = await new Jamsocket({ dev: true, port }).connect({ key: 'hangup' })
+    await handle.waitUntilReady({ timeoutMs: 10_000 })
+    const env = (await (await fetch(`${handle.url}env`)).json()) as { pid: string }
+    handle.close()
+    child.kill('SIGHUP')
+    expect(await exit).toBe(0)
+    expect(output()).toContain(`[${handle.backend_id}] status: terminated (external)`)
+    expect(alive(Number(env.pid))).toBe(false)
+  })
+
+  it('passes --env and --env-file variables to backends, and nothing else of its own environment', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-envfile-'))
+    try {
+      const file = join(dir, '.env')
+      writeFileSync(file, '# settings\nFROM_FILE=file value\nexport QUOTED="a b"\n')
+      const { child, output, exit } = run(
+        ['dev', '-p', '0', '--proxy-port', '0', '--env-file', file, '--env', 'GIVEN=1', '-e', 'FROM_SHELL', '--', process.execPath, fixture('listen')],
+        { FROM_SHELL: 'shell value', SECRET_OF_SHELL: 'hidden' },
+      )
+      const port = Number((await eventually(() => /API http:\/\/127\.0\.0\.1:(\d+)/.exec(output()), 'the banner'))[1])
+      const handle = await new Jamsocket({ dev: true, port }).connect({ key: 'env' })
+      await handle.waitUntilReady({ timeoutMs: 10_000 })
+      const env = (await (await fetch(`${handle.url}allenv`)).json()) as Record<string, string>
+      expect(env).toMatchObject({ FROM_FILE: 'file value', QUOTED: 'a b', GIVEN: '1', FROM_SHELL: 'shell value', HOST: '127.0.0.1' })
+      expect(env.SECRET_OF_SHELL).toBeUndefined()
+      handle.close()
+      child.kill('SIGINT')
+      expect(await exit).toBe(0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('on a non-loopback --host, prints the API token it requires, and the usage says what a backend gets', async () => {
+    const { child, output, exit } = run(['dev', '-p', '0', '--proxy-port', '0', '--host', '0.0.0.0', '--', process.execPath, fixture('listen')])
+    const token = (await eventually(() => /API token \(required, generated for this run\): (\S+)/.exec(output()), 'the token line'))[1]!
+    const port = Number((await eventually(() => /API http:\/\/localhost:(\d+)/.exec(output()), 'the banner'))[1])
+    expect((await fetch(`http://127.0.0.1:${port}/v2/account/-/backends`)).status).toBe(401)
+    expect((await fetch(`http://127.0.0.1:${port}/v2/account/-/backends`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200)
+    child.kill('SIGTERM')
+    expect(await exit).toBe(0)
+    const help = run(['--help'])
+    expect(await help.exit).toBe(0)
+    expect(help.output()).toMatch(/listen on HOST:PORT/)
+    expect(help.output()).toContain('x-verified-secret')
+    expect(help.output()).toContain('--env-file')
   })
 
   it('exits 2 with the usage on bad arguments', async () => {
