@@ -131,6 +131,14 @@ export interface DevServerOptions {
    */
   keepEnded?: number | undefined
   /**
+   * On SIGINT, SIGTERM or SIGHUP, when the host process has no handler of its own for that signal:
+   * close the server (terminating every backend), then end the process with the signal as it would
+   * have ended without this server. A host with its own handler decides itself when to close. Either
+   * way, a watchdog process kills the backends if the host ends without closing (even on SIGKILL).
+   * @default true
+   */
+  handleSignals?: boolean | undefined
+  /**
    * Called for every lifecycle change, output line and server message (the CLI's terminal UI
    * listens here). Must not throw.
    * @default undefined
@@ -146,6 +154,7 @@ export interface ResolvedDevOptions {
   /** The base environment (from the server's) with `env` applied. */
   env: Readonly<Record<string, string>>
   allowLoaderEnv: boolean
+  handleSignals: boolean
   apiToken: string | undefined
   port: number
   proxyPort: number
@@ -221,6 +230,7 @@ export function resolveDevOptions(options: DevServerOptions): ResolvedDevOptions
     cwd,
     env,
     allowLoaderEnv: options.allowLoaderEnv === true,
+    handleSignals: options.handleSignals !== false,
     apiToken: options.apiToken ?? (isLoopback(options.host ?? '127.0.0.1') ? undefined : randomToken()),
     port: checkPort('port', options.port, 8080),
     proxyPort: checkPort('proxyPort', options.proxyPort, 9090),

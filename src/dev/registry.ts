@@ -14,11 +14,13 @@ import type {
 } from '../wire.js'
 import { isEnding, statusRank } from '../wire.js'
 import type { ConnectInput } from './connect-request.js'
+import { CgroupSet, removeCgroup } from './cgroup.js'
 import { planLimits, readRss } from './limits.js'
 import { prepareMount } from './mount.js'
 import type { ResolvedDevOptions } from './options.js'
 import { ApiProblem, randomName, randomToken } from './respond.js'
 import { BackendProcess, freePort, probeUntilReady } from './runner.js'
+import { Watchdog } from './watchdog.js'
 
 /** One line of a backend's output. */
 export interface BackendLogLine {
@@ -174,6 +176,9 @@ export class Registry {
   /** Processes whose group may still have members (killed children not yet reaped). */
   readonly #processes = new Set<BackendProcess>()
   readonly #sweeper: NodeJS.Timeout
+  /** This server's cgroups, or why there are none. */
+  readonly #cgroups: CgroupSet | { reason: string }
+  readonly #watchdog: Watchdog
   #closing = false
   /** The address backends are told to bind (`HOST`): the loopback of the server's family. */
   readonly backendHost: string
@@ -186,6 +191,12 @@ export class Registry {
     this.backendHost = v6 ? '::1' : '127.0.0.1'
     this.#otherLoopback = v6 ? '127.0.0.1' : '::1'
     this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs)
+    this.#watchdog = new Watchdog((text) => this.#message('warn', text))
+    this.#cgroups = CgroupSet.create()
+    if (this.#cgroups instanceof CgroupSet) this.#watchdog.cgroup(this.#cgroups.dir)
+    else {
+      this.#message('warn', `no per-backend cgroup: ${this.#cgroups.reason}; a process a backend moves out of its process group (setsid, detached) is not killed with it`)
+    }
   }
 
   /** The backend with this id, live or recently ended. */
@@ -295,6 +306,8 @@ export class Registry {
     await this.terminateAll()
     clearInterval(this.#sweeper)
     await Promise.all([...this.#processes].map((p) => p.gone()))
+    if (this.#cgroups instanceof CgroupSet) this.#cgroups.dispose()
+    this.#watchdog.close()
   }
 
   /** `GET /v2/account/{account}/backends`. */
@@ -370,10 +383,17 @@ export class Registry {
       backend.timers.startup = setTimeout(() => {
         if (statusRank(backend.status) < statusRank('ready')) this.#hardKill(backend, 'startuptimeout')
       }, options.startupTimeoutMs)
+      const cgroup = this.#cgroups instanceof CgroupSet ? this.#cgroups.make(backend.id) : undefined
+      const forget = (pid: number | undefined) => {
+        this.#processes.delete(proc)
+        if (pid !== undefined) this.#watchdog.remove(pid)
+        if (cgroup !== undefined) removeCgroup(cgroup)
+      }
       const proc = new BackendProcess(
-        { command: plan.command, args: plan.args, cwd: options.cwd, env },
+        { command: plan.command, args: plan.args, cwd: options.cwd, env, cgroup },
         {
-          onSpawn: () => {
+          onSpawn: (pid) => {
+            this.#watchdog.add(pid)
             if (!this.#advance(backend, { status: 'waiting', time: now() })) return
             backend.timers.stopProbe = probeUntilReady(hosts, port, options.probeIntervalMs, (host) => {
               backend.host = host
@@ -390,7 +410,7 @@ export class Registry {
           onLine: (stream, text) => this.#log(backend, stream, text),
           onError: (error) => {
             this.#message('error', `could not start ${options.command}: ${error.message}`, backend.id)
-            this.#processes.delete(proc)
+            forget(undefined)
             this.#finish(backend, 'failed')
           },
           onExit: (code, signal) => {
@@ -399,7 +419,7 @@ export class Registry {
               this.#message(code === 0 ? 'info' : 'warn', `exited on its own with ${signal ?? `code ${code}`}`, backend.id)
             }
             this.#finish(backend, code)
-            void proc.gone().then(() => this.#processes.delete(proc))
+            void proc.gone().then(() => forget(proc.pid))
           },
         },
       )

@@ -4,7 +4,10 @@
  * `HTTP/`, as Plane's drone checks it).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { accessSync, constants } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
+import { delimiter, isAbsolute, join, resolve } from 'node:path'
+import { cgroupPopulated, killCgroup, removeCgroup } from './cgroup.js'
 
 /** What to run. */
 export interface RunSpec {
@@ -12,7 +15,25 @@ export interface RunSpec {
   args: readonly string[]
   cwd: string
   env: Record<string, string>
+  /** A cgroup v2 directory to start the process in (everything it starts stays there). */
+  cgroup?: string | undefined
 }
+
+/** Whether `command` names an executable file, looked up in `PATH` when it has no slash. */
+function executableExists(command: string, cwd: string, path: string | undefined): boolean {
+  const candidates = command.includes('/') ? [isAbsolute(command) ? command : resolve(cwd, command)] : (path ?? '').split(delimiter).filter(Boolean).map((dir) => join(resolve(cwd, dir), command))
+  return candidates.some((file) => {
+    try {
+      accessSync(file, constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  })
+}
+
+// Writes its own pid into the cgroup, then becomes the backend: nothing it starts is outside the cgroup.
+const ENTER_CGROUP = 'echo $$ > "$0/cgroup.procs" 2>/dev/null; exec "$@"'
 
 /** What the runner reports. None of these may throw. */
 export interface RunHandlers {
@@ -38,13 +59,18 @@ const MAX_LINE_CHARS = 64 * 1024
 
 export class BackendProcess {
   readonly #child: ChildProcess
+  readonly #cgroup: string | undefined
   #pid: number | undefined
   #exited = false
   #failed = false
 
   constructor(spec: RunSpec, handlers: RunHandlers) {
+    this.#cgroup = spec.cgroup
+    // Behind the cgroup wrapper a missing command would be the wrapper's exit 127: say it as spawn would.
+    const missing = spec.cgroup !== undefined && !executableExists(spec.command, spec.cwd, spec.env.PATH)
+    const [command, args] = spec.cgroup === undefined || missing ? [spec.command, [...spec.args]] : ['/bin/sh', ['-c', ENTER_CGROUP, spec.cgroup, spec.command, ...spec.args]]
     // detached: the child leads a new process group, so that signals reach whatever it starts too.
-    const child = spawn(spec.command, [...spec.args], { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(command, args, { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     this.#child = child
     let exit: { code: number; signal: NodeJS.Signals | null } | undefined
     let drainTimer: NodeJS.Timeout | undefined
@@ -89,8 +115,9 @@ export class BackendProcess {
     child.on('exit', (code, signal) => {
       this.#exited = true
       exit = { code: code ?? 128 + (signal ? (SIGNAL_NUMBERS[signal] ?? 0) : 0), signal }
-      // Whatever the backend started is part of its group: nothing may outlive it.
+      // Whatever the backend started is part of its group (and cgroup): nothing may outlive it.
       this.#signalGroup('SIGKILL')
+      if (this.#cgroup !== undefined) killCgroup(this.#cgroup)
       drainTimer = setTimeout(() => {
         child.stdout?.destroy()
         child.stderr?.destroy()
@@ -110,20 +137,33 @@ export class BackendProcess {
     return this.#exited
   }
 
-  /** Sends `signal` to the whole process group. False when there is nothing left to signal. */
-  kill(signal: NodeJS.Signals): boolean {
-    return this.#signalGroup(signal)
+  /** The cgroup directory the process runs in, if any. */
+  get cgroup(): string | undefined {
+    return this.#cgroup
   }
 
   /**
-   * Resolves once no process of the group is left in the process table, i.e. also the killed
-   * children have been reaped (by init, which can take a second), or after `timeoutMs`.
+   * Sends `signal` to the whole process group; SIGKILL also kills the cgroup (processes that left
+   * the group). False when there is nothing left to signal.
+   */
+  kill(signal: NodeJS.Signals): boolean {
+    const sent = this.#signalGroup(signal)
+    if (signal === 'SIGKILL' && this.#cgroup !== undefined) killCgroup(this.#cgroup)
+    return sent
+  }
+
+  /**
+   * Resolves once no process of the group (nor of the cgroup) is left in the process table, i.e.
+   * also the killed children have been reaped (by init, which can take a second), or after
+   * `timeoutMs`. Removes the cgroup then.
    */
   async gone(timeoutMs = 5000): Promise<void> {
     const end = Date.now() + timeoutMs
-    while ((!this.#exited || this.#signalGroup(0)) && Date.now() < end) {
+    const cgroup = this.#cgroup
+    while ((!this.#exited || this.#signalGroup(0) || (cgroup !== undefined && cgroupPopulated(cgroup))) && Date.now() < end) {
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
+    if (cgroup !== undefined) removeCgroup(cgroup)
   }
 
   #signalGroup(signal: NodeJS.Signals | 0): boolean {

@@ -12,6 +12,7 @@ import { type DevServerOptions, resolveDevOptions } from './options.js'
 import { createProxy, createProxyServer } from './proxy.js'
 import { Registry } from './registry.js'
 import { HostCheck } from './respond.js'
+import { closeOnSignals } from './signals.js'
 
 /** A running local server. */
 export interface DevServer {
@@ -149,9 +150,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     }
 
     let closing: Promise<void> | undefined
+    let stopSignals = () => {}
     const close = () => {
       closing ??= (async () => {
         await registry.close()
+        stopSignals()
         process.off('exit', killOnExit)
         const closed = Promise.all(servers.map(closeServer))
         proxy.close() // after close(): no new connections come in
@@ -159,6 +162,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       })()
       return closing
     }
+    if (resolved.handleSignals) stopSignals = closeOnSignals({ close, hurry: () => void registry.terminateAll(true) })
     return {
       apiUrl,
       proxyUrl,

@@ -46,6 +46,8 @@ describe('backend environment', () => {
     expect(env.FROM_REQUEST).toBe('yes')
     expect(env.HOST).toBe('127.0.0.1')
     const allowed = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANGUAGE', 'TZ', 'TMPDIR', 'TMP', 'TEMP', 'TERM', 'COLORTERM', 'NO_COLOR', 'GIVEN', 'FROM_REQUEST', 'PORT', 'HOST'])
+    // PWD: the wrapper that enters a cgroup is a shell, which sets it to the working directory.
+    allowed.add('PWD')
     const unexpected = Object.keys(env).filter((name) => process.env[name] !== undefined && !allowed.has(name) && !name.startsWith('LC_'))
     expect(unexpected).toEqual([])
   })
@@ -73,6 +75,8 @@ describe('backend environment', () => {
     }
     const nul = await connectStatus(server.apiUrl, { key: 'nul', spawn: { executable: { env: { OK: 'a\0b' } } } })
     expect(nul).toMatchObject({ status: 400, message: expect.stringContaining('OK') })
+    const long = await connectStatus(server.apiUrl, { key: 'long', spawn: { executable: { env: { LONG: 'x'.repeat(32 * 1024 + 1) } } } })
+    expect(long).toMatchObject({ status: 400, message: expect.stringContaining('LONG') })
   })
 
   it('refuses a key over 4096 bytes at connect with 400 (it would not fit the environment), and runs one of 4096', async () => {

@@ -1,14 +1,33 @@
 /**
- * Backends run in their own process groups, so nothing ties them to the host process: the server
- * must kill them when the process that started it exits without calling close().
+ * Backends run in sessions of their own, so nothing ties them to the host process: however the
+ * process that started the server ends (process.exit, a terminal's signal, SIGKILL), no backend
+ * and nothing a backend started may outlive it, and a host with no signal handlers of its own still
+ * ends on the signal.
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { alive, eventually } from './helpers.js'
 
 const run = promisify(execFile)
+const leftovers: number[] = []
+afterEach(() => {
+  for (const pid of leftovers.splice(0)) if (alive(pid)) process.kill(pid, 'SIGKILL')
+})
+
+/** Starts the host-runs fixture and waits for the pids it prints. */
+async function startHost() {
+  const script = fileURLToPath(new URL('./fixtures/host-runs.ts', import.meta.url))
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let output = ''
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  const [, backend, escaped] = await eventually(() => /PID (\d+)\nESCAPED (\d+)/.exec(output), 'the host to print its backend', 20_000)
+  const pids = [Number(backend), Number(escaped)]
+  leftovers.push(...pids)
+  return { child, exit, pids, output: () => output }
+}
 
 describe('host process exit', () => {
   it('a host that exits without close() leaves no backend process behind', async () => {
@@ -17,5 +36,26 @@ describe('host process exit', () => {
     const pid = Number(/PID (\d+)/.exec(stdout)?.[1])
     expect(pid).toBeGreaterThan(0)
     await eventually(() => !alive(pid), `backend ${pid} to be gone`)
+  })
+
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    it(`a host with no handlers of its own ends on ${signal} after terminating its backends, and nothing they started survives`, async () => {
+      const host = await startHost()
+      for (const pid of host.pids) expect(alive(pid)).toBe(true)
+      host.child.kill(signal)
+      expect(await host.exit).toEqual({ code: null, signal })
+      expect(alive(host.pids[0]!)).toBe(false)
+      // Moved out of its group: only a cgroup reaches it; without one the server says so.
+      if (host.output().includes('no per-backend cgroup')) expect(alive(host.pids[1]!)).toBe(true)
+      else await eventually(() => !alive(host.pids[1]!), 'the escaped child to be gone')
+    })
+  }
+
+  it('a host killed with SIGKILL leaves no backend behind (the watchdog reaps them)', async () => {
+    const host = await startHost()
+    host.child.kill('SIGKILL')
+    await host.exit
+    await eventually(() => !alive(host.pids[0]!), 'the backend to be gone')
+    if (!host.output().includes('no per-backend cgroup')) await eventually(() => !alive(host.pids[1]!), 'the escaped child to be gone')
   })
 })

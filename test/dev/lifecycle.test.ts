@@ -194,4 +194,27 @@ describe('lifecycle', () => {
     await server.close()
     for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false)
   })
+
+  it('kills what a backend moved out of its process group (setsid) on terminate and on close(), where cgroup v2 is writable, and says so where not', async () => {
+    const server = await startServer('escape')
+    const escapedPid = async (key: string) => {
+      const cr = await connectRaw(server, { key })
+      await waitStatus(server, cr.backend_id, 'ready')
+      const line = await eventually(() => server.events.find((e) => e.type === 'log' && e.line.backendId === cr.backend_id && e.line.text.startsWith('escaped ')), 'the escaped pid')
+      return { cr, pid: Number((line as { line: { text: string } }).line.text.split(' ')[1]) }
+    }
+    const noCgroup = server.events.some((e) => e.type === 'message' && e.text.includes('no per-backend cgroup'))
+    const first = await escapedPid('escape-terminate')
+    const second = await escapedPid('escape-close')
+    expect(alive(first.pid)).toBe(true)
+    await fetch(`${server.apiUrl}/v2/backend/${first.cr.backend_id}/terminate`, { method: 'POST' })
+    await waitStatus(server, first.cr.backend_id, 'terminated')
+    await server.close()
+    if (noCgroup) {
+      for (const { pid } of [first, second]) process.kill(pid, 'SIGKILL')
+    } else {
+      await eventually(() => !alive(first.pid), 'the first escaped child to be gone')
+      expect(alive(second.pid)).toBe(false)
+    }
+  })
 })
