@@ -2,7 +2,7 @@ import { defineConfig } from 'tsup'
 
 export default defineConfig([
   {
-    entry: { index: 'src/index.ts', dev: 'src/dev/index.ts' },
+    entry: { index: 'src/index.ts', dev: 'src/dev/index.ts', backend: 'src/backend/index.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     target: 'node20',

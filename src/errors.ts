@@ -196,3 +196,42 @@ export class BackendTerminatedError extends JamsocketError {
     return isKind(value, 'BackendTerminatedError')
   }
 }
+
+/**
+ * Inside a backend: an environment variable the backend needs is missing or malformed (thrown by
+ * `new JamsocketBackend()` from `session-backends/backend`). The message names the variable; it
+ * never quotes a secret's value.
+ */
+export class BackendEnvError extends JamsocketError {
+  /** The variable to blame, e.g. `PORT`. */
+  readonly variable: string
+
+  constructor(message: string, variable: string, options?: ErrorOptions) {
+    super(message, options)
+    this.mark('BackendEnvError')
+    this.variable = variable
+  }
+
+  static override isInstance(value: unknown): value is BackendEnvError {
+    return isKind(value, 'BackendEnvError')
+  }
+}
+
+/**
+ * Inside a backend: a request's `x-verified-*` identity headers are present but malformed (e.g.
+ * `x-verified-user-data` that is not a JSON object), or a socket.io handshake was refused.
+ */
+export class IdentityError extends JamsocketError {
+  /** The header to blame, when one is (e.g. `x-verified-user-data`). */
+  readonly header: string | undefined
+
+  constructor(message: string, header?: string, options?: ErrorOptions) {
+    super(message, options)
+    this.mark('IdentityError')
+    this.header = header
+  }
+
+  static override isInstance(value: unknown): value is IdentityError {
+    return isKind(value, 'IdentityError')
+  }
+}
