@@ -22,12 +22,12 @@ function envError(env: Record<string, string | undefined>): BackendEnvError {
 }
 
 describe('JamsocketBackend', () => {
-  test('a backend started by the local server gets PORT, its id, key, fencing token and data directory', async () => {
+  test('a backend started by the local server gets PORT, HOST (its loopback), its id, key, fencing token and data directory', async () => {
     const { jamsocket, dataDir } = await startBackendServer()
     const handle = await jamsocket.connect({ key: 'env/1', spawn: { executable: { mount: true } } })
     await handle.waitUntilReady({ timeoutMs: 15_000 })
     const env = (await (await fetch(`${handle.url}env`)).json()) as Record<string, unknown>
-    expect(env).toMatchObject({ backendId: handle.backend_id, key: 'env/1', staticToken: null })
+    expect(env).toMatchObject({ host: '127.0.0.1', backendId: handle.backend_id, key: 'env/1', staticToken: null })
     expect(env.port).toEqual(expect.any(Number))
     expect(env.fencingToken).toEqual(expect.any(Number))
     expect(String(env.dataDir).startsWith(dataDir)).toBe(true)
