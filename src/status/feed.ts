@@ -46,7 +46,7 @@ export interface StatusFeedOptions {
    */
   stallTimeoutMs?: number
   /**
-   * The largest event (or run of lines without a blank line) accepted, in characters; past it the
+   * The largest event (or run of lines without a blank line) accepted, in UTF-8 bytes; past it the
    * stream is treated as broken (ProtocolError) and following stops. @default 65_536
    */
   maxEventBytes?: number

@@ -7,8 +7,9 @@
  * - line endings are normalised to LF before parsing, carrying a trailing CR across chunks, so an
  *   event ended by a bare CR at the end of a chunk is delivered at once (eventsource-parser 3.1.1
  *   holds it back, sometimes for ever);
- * - a cap on the text buffered since the last blank line, so a stream that never ends an event
- *   fails with a {@link ProtocolError} and memory stays bounded;
+ * - a cap, in UTF-8 bytes, on every event and on the text buffered since the last blank line, so
+ *   that an oversized event or a stream that never ends one fails with a {@link ProtocolError}
+ *   and memory stays bounded;
  * - the caller's signal is honoured by the reader itself (cancel, never awaited).
  *
  * Imports nothing from `node:*`.
@@ -36,7 +37,7 @@ export interface SseHandlers {
   onChunk?(): void
 }
 
-/** The largest event, or run of lines without a blank line, accepted by default (characters). */
+/** The largest event, or run of lines without a blank line, accepted by default (UTF-8 bytes). */
 export const DEFAULT_MAX_EVENT_BYTES = 64 * 1024
 
 /** A push-style decoder for one connection: feed it bytes, it calls back with events. */
@@ -63,7 +64,7 @@ class Decoder implements SseDecoder {
   readonly #parser: EventSourceParser
   #lastWasCR = false
   #endedWithLF = false
-  #pending = 0 // characters since the last blank line
+  #pending = 0 // UTF-8 bytes since the last blank line
   #started = false
 
   constructor(handlers: SseHandlers, maxEventBytes: number) {
@@ -98,17 +99,41 @@ class Decoder implements SseDecoder {
     this.#lastWasCR = raw.charCodeAt(raw.length - 1) === 13
     if (text.indexOf('\r') !== -1) text = text.replace(/\r\n?/g, '\n')
     if (text === '') return
-    // Bound the buffered, not yet dispatched text (an endless line or an event without its blank line).
-    const blank = text.lastIndexOf('\n\n')
-    if (blank !== -1) this.#pending = text.length - blank - 2
-    else if (this.#endedWithLF && text.charCodeAt(0) === 10) this.#pending = text.length - 1
-    else this.#pending += text.length
+    // Bound every event (and every run of lines without a blank line) in UTF-8 bytes: the ones that
+    // arrive whole within this text as well as the one left pending at its end. Events before an
+    // oversized one are still delivered.
+    let start = 0
+    if (this.#endedWithLF && text.charCodeAt(0) === 10) {
+      // This LF ends the blank line begun by the previous text's last LF.
+      this.#pending = 0
+      start = 1
+    }
     this.#endedWithLF = text.charCodeAt(text.length - 1) === 10
-    if (this.#pending > this.#max) {
-      throw new ProtocolError(`status stream: an event exceeded ${this.#max} characters without ending`, 'stream')
+    for (;;) {
+      const blank = text.indexOf('\n\n', start)
+      this.#pending += utf8Length(text, start, blank === -1 ? text.length : blank)
+      if (this.#pending > this.#max) {
+        this.#parser.feed(text.slice(0, start))
+        throw new ProtocolError(`status stream: an event exceeded ${this.#max} bytes`, 'stream')
+      }
+      if (blank === -1) break
+      this.#pending = 0
+      start = blank + 2
     }
     this.#parser.feed(text)
   }
+}
+
+/** The UTF-8 length of `text.slice(from, to)`, without encoding it. */
+function utf8Length(text: string, from: number, to: number): number {
+  let bytes = to - from
+  for (let i = from; i < to; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x80) continue
+    // 2 bytes below U+0800, else 3; a surrogate pair (4 bytes) counts 2 + 2.
+    bytes += code < 0x800 || (code >= 0xd800 && code <= 0xdfff) ? 1 : 2
+  }
+  return bytes
 }
 
 /** Creates a decoder for ONE connection (make a new one for every reconnect). */

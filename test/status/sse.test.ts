@@ -13,9 +13,9 @@ function decodeText(chunks: string[], max?: number): SseMessage[] {
   return out
 }
 
-function decodeBytes(chunks: Uint8Array[], onRetry?: (ms: number) => void): SseMessage[] {
+function decodeBytes(chunks: Uint8Array[], onRetry?: (ms: number) => void, max?: number): SseMessage[] {
   const out: SseMessage[] = []
-  const d = createSseDecoder({ onMessage: (m) => out.push(m), ...(onRetry ? { onRetry } : {}) })
+  const d = createSseDecoder({ onMessage: (m) => out.push(m), ...(onRetry ? { onRetry } : {}) }, max)
   for (const c of chunks) d.push(c)
   d.end()
   return out
@@ -81,6 +81,24 @@ describe('SSE decoding (WPT and eventsource-parser vectors)', () => {
     expect(() => {
       for (let i = 0; i < 50; i++) d.pushText('data:xx\n')
     }).toThrow(ProtocolError)
+  })
+
+  it('maxEventBytes bounds an event that arrives whole in one chunk, and the events before it are delivered', () => {
+    const out: SseMessage[] = []
+    const d = createSseDecoder({ onMessage: (m) => out.push(m) }, 1024)
+    expect(() => d.push(enc.encode(`data:small\n\ndata:${'x'.repeat(5_000)}\n\ndata:after\n\n`))).toThrow(ProtocolError)
+    expect(data(out)).toEqual(['small'])
+  })
+
+  it('maxEventBytes counts UTF-8 bytes, not characters', () => {
+    // 300 × "€" is 300 characters but 900 bytes.
+    const euros = `data:${'€'.repeat(300)}\n\n`
+    expect(() => decodeBytes([enc.encode(euros)], undefined, 512)).toThrow(ProtocolError)
+    expect(() => decodeText([euros], 512)).toThrow(ProtocolError)
+    expect(data(decodeBytes([enc.encode(euros)], undefined, 1024))).toEqual(['€'.repeat(300)])
+    // Astral characters: 4 bytes each (a surrogate pair).
+    expect(() => decodeText([`data:${'😀'.repeat(100)}\n\n`], 300)).toThrow(ProtocolError)
+    expect(decodeText([`data:${'😀'.repeat(100)}\n\n`], 410)).toHaveLength(1)
   })
 
   it('does not count completed events against the cap', () => {
