@@ -23,7 +23,7 @@ export interface Call {
   readonly url: string
   readonly headers: Record<string, string>
   readonly body?: string | undefined
-  /** The request carries the token: redirects are never followed (the token stays on the API origin). */
+  /** The request carries the token (said in a redirect's error; no request follows redirects). */
   readonly withToken: boolean
   /** A 404 means "no such backend" ({@link BackendNotFoundError}). */
   readonly backendRoute: boolean
@@ -47,19 +47,40 @@ export function cacheBuster(): string {
 }
 
 /**
- * Replaces every occurrence of the token. Tokens shorter than 4 characters (the dev placeholder
+ * Replaces every occurrence of the token, also in the forms a server may echo it in: JSON-escaped
+ * (`\/`, `\"`, `\\`, `\u00xx`, also escaped twice over, as in JSON inside a JSON string) and
+ * percent-encoded (either case), in any mix. Tokens shorter than 4 characters (the dev placeholder
  * `-`) are not secrets and would mangle every message.
  */
 export function redact(text: string, token: string): string {
   if (token.length < 4) return text
-  let out = text.split(token).join(REDACTED)
-  const encoded = encodeURIComponent(token)
-  if (encoded !== token) out = out.split(encoded).join(REDACTED)
-  return out
+  return text.replace(tokenPattern(token), REDACTED)
 }
 
+let lastPattern: { token: string; pattern: RegExp } | undefined
+
+/** One alternation per character of the token: itself or one of its escaped forms. */
+function tokenPattern(token: string): RegExp {
+  if (lastPattern?.token === token) return lastPattern.pattern
+  // Hex digits in either case: `\u002F` and `\u002f` are the same character.
+  const hex = (code: number, width: number) =>
+    [...code.toString(16).padStart(width, '0')].map((d) => (/[a-f]/.test(d) ? `[${d}${d.toUpperCase()}]` : d)).join('')
+  let source = ''
+  for (const char of token) {
+    const code = char.codePointAt(0)!
+    const forms = [char.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&')]
+    if (code < 0x10000) forms.push(`\\\\+u${hex(code, 4)}`)
+    if (code < 0x80) forms.push(`%${hex(code, 2)}`)
+    if (char === '/' || char === '"' || char === '\\') forms.push(`\\\\+\\${char}`)
+    source += `(?:${forms.join('|')})`
+  }
+  lastPattern = { token, pattern: new RegExp(source, 'g') }
+  return lastPattern.pattern
+}
+
+/** At most `max` characters, an ellipsis included. */
 function truncate(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text
 }
 
 /** The first `code` found along an error's `cause` chain (and AggregateError members), e.g. `ECONNREFUSED`. */
@@ -77,6 +98,16 @@ export function errorCodes(error: unknown): string[] {
   }
   visit(error, 0)
   return codes
+}
+
+/** The first error along the `cause` chain that has a string `code` (`ECONNREFUSED`…), else `error` itself. */
+function codedError(error: unknown): unknown {
+  let e = error
+  for (let depth = 0; depth < 8 && typeof e === 'object' && e !== null; depth++) {
+    if (typeof (e as { code?: unknown }).code === 'string') return e
+    e = (e as { cause?: unknown }).cause
+  }
+  return error
 }
 
 function originOf(url: string): string {
@@ -182,7 +213,7 @@ function redirectError(call: Call, response: Response): HTTPError {
     // An opaque redirect (browsers) has status 0: report it as a redirect all the same.
     status: response.status || 302,
     operation: call.operation,
-    serverMessage: `redirect${where} not followed: requests carrying the account token are never redirected`,
+    serverMessage: `redirect${where} not followed: ${call.withToken ? 'requests carrying the account token are never redirected' : 'the client follows no redirect'}`,
   })
 }
 
@@ -204,17 +235,21 @@ export async function attempt(call: Call, transport: Transport, signal: AbortSig
         method: call.method,
         headers: call.headers,
         body: call.body,
-        // 'manual' rather than 'error' so that the error can say what happened (and 'error' would
-        // hide it inside a generic "fetch failed").
-        redirect: call.withToken ? 'manual' : 'follow',
+        // No redirect is followed, not even by status() (which carries no token): the client talks to
+        // apiUrl and nowhere else. 'manual' rather than 'error' so that the error can say what
+        // happened ('error' would hide it inside a generic "fetch failed").
+        redirect: 'manual',
         signal: limit.signal,
       })
     } catch (error) {
       if (limit.signal.aborted) throw limit.reason()
       const code = errorCodes(error)[0]
+      // The cause is the error that carries the code (undici wraps it: TypeError "fetch failed" → cause).
+      const coded = codedError(error)
       // A fetch error may quote the request's headers: never let the token through in the cause.
-      const message = (error as Error | undefined)?.message
-      const cause = transport.token && typeof message === 'string' && message.includes(transport.token) ? new Error(redact(message, transport.token)) : error
+      const message = (coded as Error | undefined)?.message
+      const cleaned = typeof message === 'string' ? redact(message, transport.token) : undefined
+      const cause = cleaned !== undefined && cleaned !== message ? Object.assign(new Error(cleaned), code ? { code } : {}) : coded
       throw new NetworkError(`${call.operation} could not reach ${originOf(call.url)}${code ? ` (${code})` : ''}`, { cause })
     }
     if (typeof response !== 'object' || response === null || typeof response.status !== 'number') {

@@ -55,10 +55,11 @@ describe('error bodies: both shapes are read', () => {
     expect(error2.body).toContain('Bad gateway')
   })
 
-  it('the kept body text is truncated to 500 characters', async () => {
+  it('the kept body text is truncated to at most 500 characters', async () => {
     const long = 'x'.repeat(5_000)
     const error = (await fail(client(recordingFetch(json({ error: { message: long } }, 500))).connect({ key: 'k' }))) as HTTPError
-    expect(error.body!.length).toBeLessThanOrEqual(501)
+    expect(error.body!.length).toBe(500)
+    expect(error.body!.endsWith('…')).toBe(true)
     expect(error.message.length).toBeLessThan(300)
   })
 })
@@ -99,11 +100,12 @@ describe('status codes map to error classes', () => {
     expect(error.errorCode).toBe('BackendNotRunning')
   })
 
-  it('a network failure → NetworkError with the cause chained and the code in the message', async () => {
+  it('a network failure → NetworkError whose cause carries the code, and the code in the message', async () => {
     const failure = networkFailure('ECONNRESET')
     const error = await fail(client(recordingFetch(failure)).status('b1'))
     expect(NetworkError.isInstance(error)).toBe(true)
-    expect(error.cause).toBe(failure)
+    expect(error.cause).toBe(failure.cause)
+    expect((error.cause as { code?: string }).code).toBe('ECONNRESET')
     expect(error.message).toBe('status() could not reach https://api.jamsocket.com (ECONNRESET)')
   })
 })
@@ -175,6 +177,31 @@ describe('the token never appears on any error surface', () => {
       const error = await fail(client(recordingFetch(answer)).connect({ key: 'k' }))
       expect(JamsocketError.isInstance(error)).toBe(true)
       for (const surface of surfaces(error)) expect(surface).not.toContain(TOKEN)
+    })
+  }
+
+  // Servers that echo the token inside JSON may escape it: `\/` (PHP, some Java), `\"`, `\u00xx`
+  // (any character), or escape it twice over when the JSON is itself quoted in JSON.
+  const escapedForms: Array<[string, string, (token: string) => string]> = [
+    ['with "\\/"', 'abc/def123/ghi', (t) => t.replaceAll('/', '\\/')],
+    ['with \\"', 'abc"def123"ghi', (t) => JSON.stringify(t).slice(1, -1)],
+    ['as \\u00xx, every character', 'sk_live_abc123', (t) => [...t].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')],
+    ['as \\u00XX (upper case), some characters', 'sk_live_abc123', (t) => t.replace(/[_i]/g, (c) => `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`)],
+    ['escaped twice (JSON in a JSON string)', 'abc/def123/ghi', (t) => t.replaceAll('/', '\\\\\\/')],
+    ['percent-encoded in upper and lower case', 'abc/def123=', (t) => encodeURIComponent(t).replace('%2F', '%2f')],
+  ]
+  for (const [what, token, escape] of escapedForms) {
+    it(`a token echoed JSON-escaped (${what}) is redacted from error.body and JSON.stringify(error)`, async () => {
+      const body = `{"error":{"code":"Unauthorized","message":"token ${escape(token)} is not valid"}}`
+      expect(body).not.toContain(token)
+      const jamsocket = new Jamsocket({ account: 'acme', token, service: 'editor' }, { fetch: recordingFetch(new Response(body, { status: 401 })), retry: false })
+      const error = (await fail(jamsocket.connect({ key: 'k' }))) as HTTPError
+      expect(error.body).toContain('[redacted]')
+      expect(error.body).not.toContain(escape(token))
+      expect(JSON.stringify(error)).not.toContain(escape(token))
+      expect(JSON.stringify(error)).not.toContain(JSON.stringify(token).slice(1, -1))
+      expect(error.message).not.toContain(token)
+      expect(error.message).toContain('[redacted]')
     })
   }
 

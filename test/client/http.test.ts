@@ -57,6 +57,20 @@ describe('the token never leaves the API origin', () => {
     expect(other.requests).toHaveLength(0)
   })
 
+  it('status() does not follow a redirect either: HTTPError naming where it pointed, the other origin gets no request', async () => {
+    const other = await server((_req, res) => sendJson(res, 200, { status: 'ready', time: '2024-08-15T14:11:55.300Z' }))
+    const api = await server((_req, res) => {
+      res.writeHead(301, { location: `${other.url}/v2/backend/b1/status` })
+      res.end()
+    })
+    const jamsocket = new Jamsocket({ account: 'acme', token: TOKEN, service: 'editor', apiUrl: api.url }, { retry: { minTimeoutMs: 0 } })
+    const error = await jamsocket.status('b1').catch((e: unknown) => e)
+    expect(HTTPError.isInstance(error) && error.status).toBe(301)
+    expect((error as Error).message).toContain(`redirect to ${other.url} not followed`)
+    expect(api.requests).toHaveLength(1)
+    expect(other.requests).toHaveLength(0)
+  })
+
   it('terminate() does not follow a redirect either, and it is not retried', async () => {
     const api = await server((_req, res) => {
       res.writeHead(302, { location: 'https://elsewhere.example/' })
@@ -89,6 +103,7 @@ describe('on a real server', () => {
     const error = await jamsocket.connect().catch((e: unknown) => e)
     expect(NetworkError.isInstance(error)).toBe(true)
     expect((error as Error).message).toBe(`connect() could not reach http://127.0.0.1:${port} (ECONNREFUSED)`)
+    expect(((error as Error).cause as { code?: string }).code).toBe('ECONNREFUSED')
     expect(fetch.calls).toBe(3)
   })
 
