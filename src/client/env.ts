@@ -56,8 +56,9 @@ function normaliseApiUrl(value: unknown): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new TypeError(`Jamsocket: apiUrl must be an http(s) URL, got ${url.protocol}`)
   }
-  // Credentials, a query or a fragment would end up in every request URL (and logs).
-  if (url.username || url.password || url.search || url.hash) {
+  // Credentials, a query or a fragment would end up in every request URL (and logs). A bare `?` or
+  // `#` parses as an empty search/hash, yet would still end every request path.
+  if (url.username || url.password || url.search || url.hash || /[?#]/.test(value)) {
     throw new TypeError('Jamsocket: apiUrl must not contain credentials, a query or a fragment')
   }
   return value.replace(/\/+$/, '')
@@ -95,8 +96,14 @@ export function initFromEnv(env: JamsocketEnv): JamsocketInitOptions {
     throw new TypeError(`Jamsocket.fromEnv(): env must be an object, got ${describe(env)}`)
   }
   if (env.JAMSOCKET_DEV === 'true') {
-    const port = env.JAMSOCKET_DEV_PORT
-    return typeof port === 'string' ? { dev: true, port: validatePort(parseInt(port, 10)) } : { dev: true }
+    // Unset or empty (`JAMSOCKET_DEV_PORT=` in an env file): the default port.
+    const raw: unknown = env.JAMSOCKET_DEV_PORT
+    const port = typeof raw === 'string' ? raw.trim() : ''
+    if (!port) return { dev: true }
+    if (!/^\d+$/.test(port)) {
+      throw new TypeError(`Jamsocket dev port must be an integer, got ${JSON.stringify(port.slice(0, 20))} (from JAMSOCKET_DEV_PORT)`)
+    }
+    return { dev: true, port: validatePort(Number(port)) }
   }
   const { JAMSOCKET_ACCOUNT: account, JAMSOCKET_TOKEN: token, JAMSOCKET_SERVICE: service } = env
   if (!account || !token || !service) {

@@ -26,8 +26,15 @@ describe('Jamsocket.fromEnv(env): as upstream, plus JAMSOCKET_API_URL', () => {
     expect(() => Jamsocket.fromEnv({ JAMSOCKET_DEV: 'TRUE' })).toThrow(MISSING)
   })
 
-  it('a non-numeric JAMSOCKET_DEV_PORT → the upstream port error', () => {
-    expect(() => Jamsocket.fromEnv({ JAMSOCKET_DEV: 'true', JAMSOCKET_DEV_PORT: 'abc' })).toThrow('Jamsocket dev port must be an integer, got number')
+  it('a non-numeric JAMSOCKET_DEV_PORT → the upstream port error, saying what it got', () => {
+    expect(() => Jamsocket.fromEnv({ JAMSOCKET_DEV: 'true', JAMSOCKET_DEV_PORT: 'abc' })).toThrow('Jamsocket dev port must be an integer, got "abc" (from JAMSOCKET_DEV_PORT)')
+    expect(() => Jamsocket.fromEnv({ JAMSOCKET_DEV: 'true', JAMSOCKET_DEV_PORT: '80abc' })).toThrow(TypeError)
+    expect(() => Jamsocket.fromEnv({ JAMSOCKET_DEV: 'true', JAMSOCKET_DEV_PORT: '70000' })).toThrow(RangeError)
+  })
+
+  it('an empty JAMSOCKET_DEV_PORT (a bare `JAMSOCKET_DEV_PORT=` line) means the default port', () => {
+    expect(Jamsocket.fromEnv({ JAMSOCKET_DEV: 'true', JAMSOCKET_DEV_PORT: '' }).apiUrl).toBe('http://localhost:8080')
+    expect(Jamsocket.fromEnv({ JAMSOCKET_DEV: 'true', JAMSOCKET_DEV_PORT: ' ' }).apiUrl).toBe('http://localhost:8080')
   })
 
   for (const missing of ['JAMSOCKET_ACCOUNT', 'JAMSOCKET_TOKEN', 'JAMSOCKET_SERVICE']) {
@@ -96,6 +103,10 @@ describe('constructor: URL selection and validation', () => {
     expect(() => new Jamsocket({ ...base, apiUrl: 'ftp://x' })).toThrow(/http\(s\) URL, got ftp:/)
     expect(() => new Jamsocket({ ...base, apiUrl: 'https://u:p@x' })).toThrow(/credentials/)
     expect(() => new Jamsocket({ ...base, apiUrl: 'https://x/?a=1' })).toThrow(/query/)
+    // A bare `?` or `#` parses as an empty query/fragment, but would end every request path.
+    for (const apiUrl of ['https://x/?', 'https://x?', 'https://x/#', 'https://x/plane#', 'https://x/?#']) {
+      expect(() => new Jamsocket({ ...base, apiUrl }), apiUrl).toThrow(TypeError)
+    }
     expect(new Jamsocket({ ...base, apiUrl: '' }).apiUrl).toBe('https://api.jamsocket.com')
   })
 
