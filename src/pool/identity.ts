@@ -1,12 +1,14 @@
 import type { ConnectRequest } from '../wire.js'
 
 /**
- * The single-flight key of a connect: its `key` plus the identity (`user`, `auth`) the connection
- * token is minted for. Two callers share a call only when all three match, so a token is never
- * handed to another identity. `auth` is serialised with sorted keys so that `{a,b}` and `{b,a}` match.
+ * The single-flight key of a connect: its `key`, the identity (`user`, `auth`) the connection token
+ * is minted for, and its `spawn` option. Two callers share a call only when all four match, so a
+ * token is never handed to another identity, and a caller never gets the answer to another
+ * caller's spawn option (`spawn: false`'s 409, or a spawn config it did not ask for). `auth` and
+ * `spawn` are serialised with sorted keys so that `{a,b}` and `{b,a}` match.
  */
 export function identityOf(request: ConnectRequest & { key: string }): string {
-  return JSON.stringify([request.key, request.user ?? null, stableStringify(request.auth ?? null)])
+  return JSON.stringify([request.key, request.user ?? null, stableStringify(request.auth ?? null), stableStringify(request.spawn ?? null)])
 }
 
 /** JSON with object keys sorted at every level (arrays keep their order). */

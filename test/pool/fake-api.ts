@@ -18,6 +18,8 @@ interface Backend {
 export interface ConnectCall {
   key: string
   user: string | undefined
+  /** The request's `spawn` option. */
+  spawn: unknown
   /** True once the client went away before the answer. */
   aborted: boolean
 }
@@ -90,8 +92,8 @@ export async function startFakeApi(options: { readyUrl?: boolean } = {}): Promis
       req.setEncoding('utf8')
       req.on('data', (chunk: string) => (body += chunk))
       req.on('end', async () => {
-        const request = JSON.parse(body) as { key: string; user?: string }
-        const call: ConnectCall = { key: request.key, user: request.user, aborted: false }
+        const request = JSON.parse(body) as { key: string; user?: string; spawn?: unknown }
+        const call: ConnectCall = { key: request.key, user: request.user, spawn: request.spawn, aborted: false }
         res.on('close', () => {
           if (!res.writableFinished) call.aborted = true
         })
@@ -104,6 +106,11 @@ export async function startFakeApi(options: { readyUrl?: boolean } = {}): Promis
           return void res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":{"code":"Internal","message":"boom"}}')
         }
         let backend = byKey.get(request.key)
+        if (!backend && request.spawn === false) {
+          // As the engine: spawn: false only ever returns a running backend.
+          const error = { error: { status: 409, code: 'KeyUnheldNoSpawnConfig', message: 'no backend holds this key' } }
+          return void res.writeHead(409, { 'content-type': 'application/json' }).end(JSON.stringify(error))
+        }
         const spawned = !backend
         if (!backend) {
           const id = `b${++seq}`

@@ -73,6 +73,31 @@ describe('single flight', () => {
     expect(api.calls).toHaveLength(1)
   })
 
+  it('calls with different spawn options are not shared: spawn: false never gets a spawn, a spawning caller never gets its 409', async () => {
+    const release = api.hold()
+    const lookOnly = pool.connect({ key: 'doc', spawn: false })
+    await api.received(1) // the server takes it first, while no backend holds the key
+    const spawning = pool.connect({ key: 'doc' })
+    const configured = pool.connect({ key: 'doc', spawn: { max_idle_seconds: 60 } })
+    expect(pool.stats()).toMatchObject({ coalesced: 0, inFlight: 3 })
+    await api.received(3)
+    release()
+    await expect(lookOnly).rejects.toMatchObject({ status: 409, errorCode: 'KeyUnheldNoSpawnConfig' })
+    const [a, b] = await Promise.all([spawning, configured])
+    expect(a.backend_id).toBe(b.backend_id)
+    expect(api.calls.map((c) => c.spawn).slice(1)).toEqual(expect.arrayContaining([undefined, { max_idle_seconds: 60 }]))
+  })
+
+  it('spawn configs with the same content in another key order share one call', async () => {
+    const release = api.hold()
+    const first = pool.connect({ key: 'doc', spawn: { tag: 'v1', max_idle_seconds: 60 } })
+    const second = pool.connect({ key: 'doc', spawn: { max_idle_seconds: 60, tag: 'v1' } })
+    await api.received(1)
+    release()
+    await Promise.all([first, second])
+    expect(api.calls).toHaveLength(1)
+  })
+
   it('every handle of one backend shares one status stream', async () => {
     const handles = await Promise.all([pool.connect({ key: 'doc' }), pool.connect({ key: 'doc' }), pool.connect({ key: 'doc' })])
     const ready = Promise.all(handles.map((h) => reached(h, 'ready')))
