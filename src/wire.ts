@@ -158,8 +158,8 @@ export interface ConnectResponse {
   /** Sent to the backend as `x-verified-secret`. */
   secret_token?: string | null
   status_url: string
-  /** A URL that answers once the backend is ready; `''` when the server has none. */
-  ready_url: string
+  /** A URL that answers once the backend is ready; `''` (or `null`, kept as sent) when the server has none. */
+  ready_url: string | null
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,7 +306,8 @@ export function parseConnectResponse(value: unknown): ConnectResponse {
     token: value.token as string,
     url: value.url as string,
     status_url: value.status_url as string,
-    ready_url: (readyUrl as string | null | undefined) ?? '',
+    // A missing one reads as '' (the dev server's "none"); an explicit null is kept as received.
+    ready_url: readyUrl === null ? null : ((readyUrl as string | undefined) ?? ''),
   }
   if (secret !== undefined) response.secret_token = secret as string | null
   return response

@@ -72,7 +72,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
   readonly url: string
   readonly secret_token?: string | null
   readonly status_url: string
-  readonly ready_url: string
+  readonly ready_url: string | null
 
   readonly #feed: StatusFeed
   readonly #ownsFeed: boolean
@@ -92,7 +92,8 @@ export class BackendHandle implements ConnectResponse, Disposable {
     this.url = response.url
     if (response.secret_token !== undefined) this.secret_token = response.secret_token
     this.status_url = response.status_url
-    this.ready_url = response.ready_url ?? ''
+    // null stays null (toJSON gives back what was received); a missing one is ''.
+    this.ready_url = response.ready_url === null ? null : (response.ready_url ?? '')
     const { feed, ...feedOptions } = options
     this.#fetch = options.fetch
     if (feed !== undefined) {
@@ -359,11 +360,12 @@ export class BackendHandle implements ConnectResponse, Disposable {
    */
   async #pollReady(signal: AbortSignal, settle: (error?: unknown) => void): Promise<void> {
     const fetch = this.#readyFetch()
-    while (!signal.aborted) {
+    const url = this.ready_url
+    while (url && !signal.aborted) {
       const started = Date.now()
       let response: Response
       try {
-        response = await fetch(this.ready_url, { headers: { accept: 'application/json' }, signal, cache: 'no-store' } as RequestInit)
+        response = await fetch(url, { headers: { accept: 'application/json' }, signal, cache: 'no-store' } as RequestInit)
       } catch {
         return
       }

@@ -174,6 +174,14 @@ describe('handle(): wraps a ConnectResponse without a request', () => {
     expect(fetch.calls).toHaveLength(0)
   })
 
+  it('a null ready_url (as a server may send it) stays null, in the handle and in toJSON()', async () => {
+    const received = { ...CONNECT_RESPONSE, ready_url: null }
+    expect(prod(recordingFetch(json({}))).handle(received).toJSON()).toEqual(received)
+    const connected = await prod(recordingFetch(json(received))).connect({ key: 'k' })
+    expect(connected.ready_url).toBeNull()
+    expect(JSON.parse(JSON.stringify(connected))).toEqual(received)
+  })
+
   it('throws ProtocolError naming the field of a malformed one', () => {
     expect(() => prod(recordingFetch(json({}))).handle({ ...CONNECT_RESPONSE, backend_id: 7 } as never)).toThrow(
       expect.objectContaining({ name: 'ProtocolError', field: 'backend_id' }),

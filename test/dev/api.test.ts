@@ -50,7 +50,7 @@ describe('ready_url long-poll', () => {
     const server = await startServer('listen', { probeIntervalMs: 10 })
     const cr = await connectRaw(server, { key: 'ready-200', spawn: { executable: { env: { FIXTURE_DELAY_MS: '200' } } } })
     expect(cr.ready_url).toBe(`${server.apiUrl}/v2/backend/${cr.backend_id}/ready`)
-    const response = await fetch(cr.ready_url)
+    const response = await fetch(cr.ready_url!)
     expect(response.status).toBe(200)
     expect(response.headers.get('access-control-allow-origin')).toBe('*')
     expect(await response.json()).toMatchObject({ status: 'ready' })
@@ -59,7 +59,7 @@ describe('ready_url long-poll', () => {
   it('answers 410 with the state when the backend ended first', async () => {
     const server = await startServer('crash')
     const cr = await connectRaw(server, { key: 'ready-410' })
-    const response = await fetch(cr.ready_url)
+    const response = await fetch(cr.ready_url!)
     expect(response.status).toBe(410)
     expect(await response.json()).toMatchObject({ status: 'terminated', exit_error: true })
   })
@@ -67,7 +67,7 @@ describe('ready_url long-poll', () => {
   it('answers 202 with the current state after readyWaitMs, so the caller asks again', async () => {
     const server = await startServer('never-listens', { readyWaitMs: 100 })
     const cr = await connectRaw(server, { key: 'ready-202' })
-    const response = await fetch(cr.ready_url)
+    const response = await fetch(cr.ready_url!)
     expect(response.status).toBe(202)
     expect(['scheduled', 'loading', 'starting', 'waiting']).toContain(((await response.json()) as { status: string }).status)
   })
