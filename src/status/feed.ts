@@ -169,22 +169,29 @@ const HEALTHY_AFTER_MS = 30_000
 const globalFetch: FetchLike = (input, init) => globalThis.fetch(input, init)
 
 /**
- * Calls every listener with `value`. A throwing listener must not break following or the other
- * listeners: its error is reported the way an EventTarget does (`reportError` where it exists, else
- * thrown outside this call stack). Used by the feed and by the handles' own listeners.
+ * Calls every listener with `value`. A throwing listener must not break following, the other
+ * listeners or the process: its error is reported with `reportError` where the runtime has one
+ * (browsers, Deno, Bun: the page's `error` event and console, as for an EventTarget listener),
+ * else with `console.error` (Node has no `reportError`, and rethrowing there would be an uncaught
+ * exception that ends a server for one listener's bug). Used by the feed and the handles.
  */
 export function callEach<T>(listeners: Iterable<(value: T) => void>, value: T): void {
   for (const listener of listeners) {
     try {
       listener(value)
     } catch (error) {
-      const report = (globalThis as { reportError?: (error: unknown) => void }).reportError
-      if (typeof report === 'function') report(error)
-      else
-        queueMicrotask(() => {
-          throw error
-        })
+      reportListenerError(error)
     }
+  }
+}
+
+function reportListenerError(error: unknown): void {
+  const g = globalThis as { reportError?: (error: unknown) => void; console?: { error?: (...data: unknown[]) => void } }
+  try {
+    if (typeof g.reportError === 'function') return g.reportError(error)
+    g.console?.error?.('session-backends: a BackendHandle listener threw (following goes on):', error)
+  } catch {
+    // Reporting must never throw into the follower.
   }
 }
 

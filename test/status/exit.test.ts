@@ -13,12 +13,13 @@ afterEach(async () => {
 })
 
 /** Runs the child and resolves with its exit code and output; kills it (failing) if it hangs. */
-function runChild(statusUrl: string, mode: string): Promise<{ code: number | null; out: string; hung: boolean }> {
+function runChild(statusUrl: string, mode: string, stderr?: { text: string }): Promise<{ code: number | null; out: string; hung: boolean }> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, statusUrl, mode], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const proc = spawn(process.execPath, ['--import', 'tsx', child, statusUrl, mode], { stdio: ['ignore', 'pipe', stderr ? 'pipe' : 'inherit'] })
     let out = ''
     let hung = false
     proc.stdout.on('data', (d) => (out += String(d)))
+    proc.stderr?.on('data', (d) => (stderr!.text += String(d)))
     const timer = setTimeout(() => {
       hung = true
       proc.kill('SIGKILL')
@@ -46,6 +47,15 @@ describe('nothing keeps the process alive', () => {
     server = await planeServer(LIFE)
     const result = await runChild(server.connectResponse('x').status_url, 'terminated')
     expect(result).toEqual({ code: 0, out: 'terminated terminated\n', hung: false })
+  })
+
+  it('a listener that throws does not end the process (Node has no reportError): reported on stderr, following goes on', async () => {
+    server = await planeServer(LIFE)
+    const stderr = { text: '' }
+    const result = await runChild(server.connectResponse('x').status_url, 'throwing', stderr)
+    expect(result).toEqual({ code: 0, out: 'terminated terminated\n', hung: false })
+    expect(stderr.text).toContain('a BackendHandle listener threw')
+    expect(stderr.text).toContain('listener bug at ready')
   })
 
   it('after close()', async () => {
