@@ -8,14 +8,24 @@ let requests = 0
 const id = process.env.SESSION_BACKEND_ID
 const key = process.env.SESSION_BACKEND_KEY
 
+// Secondary secret validation: the proxy sends the connect response's secret_token as
+// x-verified-secret; the page sends it again by another channel (here a header). A leaked
+// connection URL alone is then not enough.
+function fromThePage(req) {
+  const expected = req.headers['x-verified-secret']
+  return typeof expected === 'string' && expected !== '' && req.headers['x-backend-secret'] === expected
+}
+
 const server = createServer((req, res) => {
-  if (req.method !== 'HEAD') requests++ // HEAD / is the server's readiness probe
+  if (req.method === 'HEAD') return res.end() // the server's readiness probe
+  if (!fromThePage(req)) return res.writeHead(403).end('the secret_token did not come along')
+  requests++
   const verified = Object.fromEntries(Object.entries(req.headers).filter(([name]) => name.startsWith('x-verified-') && name !== 'x-verified-secret'))
   res.writeHead(200, { 'content-type': 'application/json' })
   res.end(JSON.stringify({ backend: id, key, path: req.url, requests, verified }))
 })
 
-const wss = new WebSocketServer({ server })
+const wss = new WebSocketServer({ server, verifyClient: ({ req }) => fromThePage(req) })
 wss.on('connection', (socket) => {
   socket.on('message', (data) => socket.send(`echo from ${id}: ${data}`))
 })

@@ -40,14 +40,18 @@ try {
   await backend.waitUntilReady({ timeoutMs: 10_000 })
   console.log(`${at()} ready: ${backend.url.replace(backend.token, '<token>')}`)
 
-  // 3. HTTP through the proxy: the token in the URL identifies the backend and the user.
+  // 3. HTTP through the proxy: the token in the URL identifies the backend and the user; the
+  //    secret_token goes along by another channel (a header), and the backend checks it.
+  const secret = { 'x-backend-secret': backend.secret_token ?? '' }
+  const without = await fetch(`${backend.url}hello`)
+  console.log(`${at()} GET /hello without the secret_token → ${without.status}`)
   for (const path of ['hello', 'again?x=1']) {
-    const answer = (await (await fetch(`${backend.url}${path}`)).json()) as { requests: number; verified: Record<string, string> }
+    const answer = (await (await fetch(`${backend.url}${path}`, { headers: secret })).json()) as { requests: number; verified: Record<string, string> }
     console.log(`${at()} GET /${path} → requests=${answer.requests}, user=${answer.verified['x-verified-username']}, data=${answer.verified['x-verified-user-data']}`)
   }
 
   // 4. A WebSocket through the proxy.
-  const socket = new WebSocket(`${backend.url.replace(/^http/, 'ws')}ws`)
+  const socket = new WebSocket(`${backend.url.replace(/^http/, 'ws')}ws`, { headers: secret })
   const echo = await new Promise<string>((resolve, reject) => {
     socket.once('open', () => socket.send('hello over WebSocket'))
     socket.once('message', (data) => resolve(String(data)))
