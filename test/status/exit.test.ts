@@ -18,7 +18,7 @@ function runChild(statusUrl: string, mode: string, stderr?: { text: string }): P
     const proc = spawn(process.execPath, ['--import', 'tsx', child, statusUrl, mode], { stdio: ['ignore', 'pipe', stderr ? 'pipe' : 'inherit'] })
     let out = ''
     let hung = false
-    proc.stdout.on('data', (d) => (out += String(d)))
+    proc.stdout!.on('data', (d) => (out += String(d)))
     proc.stderr?.on('data', (d) => (stderr!.text += String(d)))
     const timer = setTimeout(() => {
       hung = true
