@@ -13,12 +13,20 @@
  * The server runs in its own process and each client kind in its own process, so that neither the
  * server's objects nor the other client's leftovers count in a heap figure.
  *
+ * The heap is read twice: with every stream open at `scheduled`, and again at `ready` (each handle
+ * then holds its history of five statuses).
+ *
+ * With STATUS_BENCH_BASE=<another checkout of this repo> (e.g. a worktree of main), handles from
+ * that checkout's src run too, interleaved round by round, and their heap is the baseline of a
+ * "this tree vs that tree" ratio (how the cost of a change to the handle is measured).
+ *
  * Run alone: node --import tsx --expose-gc bench/status.bench.ts
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const N = 1_000
 const ROUNDS = 4 // each client kind runs this many times (alternating order); median heap, pooled delays
@@ -26,6 +34,7 @@ const LIFE = ['scheduled', 'loading', 'starting', 'waiting', 'ready', 'terminati
 const GOAL_MEMORY = 0.7
 const GOAL_P99 = 1.2
 const self = fileURLToPath(import.meta.url)
+const BASE = process.env.STATUS_BENCH_BASE
 
 function stateJson(status: (typeof LIFE)[number], step: number): string {
   const time = new Date(Date.UTC(2024, 7, 15, 14, 0, step)).toISOString()
@@ -84,21 +93,24 @@ function runServer(): void {
 interface ClientResult {
   kind: string
   heapPerHandle: number
+  /** Heap per handle once every handle is at `ready` (its history holds five statuses). */
+  heapAtReady: number
   /** Write → handler delays in ms, per lifecycle step (index = step). */
   byStep: number[][]
 }
 
 type Follow = (id: string, url: string, onStatus: (status: string) => void) => () => void
 
-type Kind = 'handle' | 'fetch-handle' | 'eventsource' | 'floor'
+type Kind = 'handle' | 'base-handle' | 'fetch-handle' | 'eventsource' | 'floor'
 
 async function runClient(kind: Kind, origin: string): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc
   if (!gc) throw new Error('run with --expose-gc')
   let follow: Follow
-  if (kind === 'handle') {
+  if (kind === 'handle' || kind === 'base-handle') {
     // What a Node server follows with: handles from the client (the node:http stream transport).
-    const { Jamsocket } = await import('../src/index.js')
+    const from = kind === 'handle' ? '../src/index.js' : pathToFileURL(join(BASE!, 'src/index.ts')).href
+    const { Jamsocket } = (await import(from)) as typeof import('../src/index.js')
     const jamsocket = new Jamsocket({ dev: true })
     follow = (id, url, onStatus) => {
       const handle = jamsocket.handle({ backend_id: id, spawned: true, status: 'scheduled', token: 't', url: 'u', status_url: url, ready_url: '' })
@@ -178,9 +190,15 @@ async function runClient(kind: Kind, origin: string): Promise<void> {
     gc!()
     gc!()
     const open = process.memoryUsage().heapUsed
+    let atReady = 0
     for (let step = 1; step < LIFE.length; step++) {
       await post('/next')
       await reached(step)
+      if (LIFE[step] === 'ready') {
+        gc!()
+        gc!()
+        atReady = process.memoryUsage().heapUsed
+      }
     }
     const writes = JSON.parse(await (await fetch(`${origin}/times`)).text()) as Array<[string, number, string]>
     const byStep: number[][] = LIFE.map(() => [])
@@ -192,7 +210,7 @@ async function runClient(kind: Kind, origin: string): Promise<void> {
     }
     for (const stop of stops) stop()
     counts = []
-    return { kind, heapPerHandle: measure ? (open - before) / count : 0, byStep }
+    return { kind, heapPerHandle: measure ? (open - before) / count : 0, heapAtReady: measure ? (atReady - before) / count : 0, byStep }
   }
 
   await lifecycle(20, false) // warm-up: module init, JIT, the HTTP agent
@@ -229,10 +247,11 @@ async function main(): Promise<void> {
   const server = spawnTsx(['server'])
   const port = await firstLine(server, 'PORT ')
   const origin = `http://127.0.0.1:${port}`
-  const results: Record<string, ClientResult[]> = { handle: [], 'fetch-handle': [], eventsource: [], floor: [] }
+  const results: Record<string, ClientResult[]> = { handle: [], 'base-handle': [], 'fetch-handle': [], eventsource: [], floor: [] }
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      const kinds = round % 2 === 0 ? ['handle', 'eventsource'] : ['eventsource', 'handle']
+      const kinds: Kind[] = round % 2 === 0 ? ['handle', 'eventsource'] : ['eventsource', 'handle']
+      if (BASE) kinds.splice(round % 2, 0, 'base-handle')
       if (round === 0) kinds.push('floor', 'fetch-handle')
       for (const kind of kinds) {
         const client = spawnTsx(['client', kind, origin])
@@ -245,8 +264,9 @@ async function main(): Promise<void> {
   const summary = (kind: string) => {
     const runs = results[kind]!
     const heaps = runs.map((r) => r.heapPerHandle).sort((a, b) => a - b)
+    const atReady = runs.map((r) => r.heapAtReady).sort((a, b) => a - b)
     const delays = runs.flatMap((r) => r.byStep.flat()).sort((a, b) => a - b)
-    return { heap: heaps[Math.floor((heaps.length - 1) / 2)]!, p50: percentile(delays, 50), p99: percentile(delays, 99), samples: delays.length }
+    return { heap: heaps[Math.floor((heaps.length - 1) / 2)]!, heapAtReady: atReady[Math.floor((atReady.length - 1) / 2)]!, p50: percentile(delays, 50), p99: percentile(delays, 99), samples: delays.length }
   }
   const ours = summary('handle')
   const base = summary('eventsource')
@@ -272,6 +292,21 @@ async function main(): Promise<void> {
     `fetch floor: a bare fetch stream + reader holds ${Math.round(floor.heap)} B, so no fetch-based follower can reach ` +
       `${(floor.heap / base.heap).toFixed(2)}× the baseline (hence the node:http transport on Node)`,
   )
+  console.log(
+    `at ready (history of 5 statuses): jamsocket handle ${Math.round(ours.heapAtReady)} B/handle, eventsource ${Math.round(base.heapAtReady)} B: ` +
+      `${(ours.heapAtReady / base.heapAtReady).toFixed(2)}×`,
+  )
+  if (BASE) {
+    // The same handle kind from another checkout, run in the same rounds: what this tree's change costs.
+    const other = summary('base-handle')
+    console.log(row(`handle of ${BASE.split('/').pop()}`, other))
+    const ratios = results.handle!.map((r, i) => [r.heapPerHandle / results['base-handle']![i]!.heapPerHandle, r.heapAtReady / results['base-handle']![i]!.heapAtReady])
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
+    console.log(
+      `this tree vs ${BASE}: heap per handle ${median(ratios.map((r) => r[0]!)).toFixed(3)}× while open, ` +
+        `${median(ratios.map((r) => r[1]!)).toFixed(3)}× at ready (median of ${ratios.length} round ratios; goal ≤ 1.05×)`,
+    )
+  }
   console.log(`memory per handle: ${memRatio.toFixed(2)}× baseline (goal ≤ ${GOAL_MEMORY}×) ${memRatio <= GOAL_MEMORY ? 'MET' : 'MISSED'}`)
   console.log(`p50 delay: ${(ours.p50 / base.p50).toFixed(2)}× baseline`)
   console.log(`p99 delay: ${p99Ratio.toFixed(2)}× baseline (goal ≤ ${GOAL_P99}×) ${p99Ratio <= GOAL_P99 ? 'MET' : 'MISSED'}`)

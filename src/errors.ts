@@ -181,8 +181,13 @@ export class BackendTerminatedError extends JamsocketError {
   readonly reason: TerminationReason | undefined
   /** Whether the process exited with an error, when the server said. */
   readonly exitError: boolean | undefined
+  /**
+   * Every status the backend reached before this, in order, with the server's times (`timingsOf()`
+   * turns it into phases), as far as the follower saw it; empty when unknown.
+   */
+  readonly history: readonly BackendState[]
 
-  constructor(backendId: string, state: BackendState, options?: ErrorOptions) {
+  constructor(backendId: string, state: BackendState, options?: ErrorOptions & { history?: readonly BackendState[] }) {
     const reason = 'termination_reason' in state ? (state.termination_reason ?? undefined) : undefined
     super(`backend ${backendId} is ${state.status}${reason ? ` (${reason})` : ''}`, options)
     this.mark('BackendTerminatedError')
@@ -190,6 +195,7 @@ export class BackendTerminatedError extends JamsocketError {
     this.state = state
     this.reason = reason
     this.exitError = state.status === 'terminated' ? (state.exit_error ?? undefined) : undefined
+    this.history = options?.history ?? []
   }
 
   static override isInstance(value: unknown): value is BackendTerminatedError {

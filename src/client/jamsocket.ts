@@ -127,8 +127,9 @@ export class Jamsocket {
     const { account, service, apiUrl } = this.#target
     const url = `${apiUrl}/v2/service/${encodeURIComponent(account)}/${encodeURIComponent(service)}/connect?${cacheBuster()}`
     const mode: RetryMode = request?.key === undefined ? 'unsent-only' : 'idempotent'
+    const requestedAt = performance.now()
     const json = await this.#run({ operation: 'connect()', method: 'POST', url, headers: this.#authHeaders(), body, withToken: true, backendRoute: false }, mode, options)
-    return new BackendHandle(parseConnectResponse(json), this.#handleOptions)
+    return new BackendHandle(parseConnectResponse(json), { ...this.#handleOptions, requestedAt })
   }
 
   /**

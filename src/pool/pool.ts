@@ -4,6 +4,7 @@ import { statusFetch } from '../client/node-stream.js'
 import { BackendTerminatedError, JamsocketError } from '../errors.js'
 import { StatusFeed, type StatusFeedOptions } from '../status/feed.js'
 import { BackendHandle } from '../status/handle.js'
+import { timingsOf } from '../status/timings.js'
 import { isEnding, type BackendState, type ConnectRequest, type ConnectResponse } from '../wire.js'
 import { identityOf } from './identity.js'
 
@@ -57,7 +58,24 @@ export interface BackendPoolStats {
   openStreams: number
   /** Entries dropped by the `maxEntries` bound. */
   evictions: number
+  /**
+   * Time to ready of the pool's backends, server clock (first status to `ready`): one sample per
+   * backend seen to become ready while the pool followed it. Percentiles over the latest
+   * 1,000; `count` and `maxMs` over all.
+   */
+  timeToReady: TimeToReady
 }
+
+/** A distribution of times to ready, in milliseconds (`undefined` figures until there is a sample). */
+export interface TimeToReady {
+  count: number
+  p50Ms: number | undefined
+  p95Ms: number | undefined
+  maxMs: number | undefined
+}
+
+/** How many of the latest times to ready the percentiles are taken over. */
+const READY_SAMPLES = 1000
 
 /** A connect request with the key the pool needs. */
 export type PoolConnectRequest = ConnectRequest & { key: string }
@@ -109,6 +127,8 @@ export class BackendPool {
   readonly #terminated = new Set<string>()
   readonly #closed = new AbortController()
   #stats = { hits: 0, coalesced: 0, calls: 0, evictions: 0 }
+  /** The latest times to ready (a ring of READY_SAMPLES), how many there were, and the largest. */
+  readonly #ready = { samples: [] as number[], count: 0, maxMs: undefined as number | undefined }
 
   constructor(jamsocket: Jamsocket, options: BackendPoolOptions = {}) {
     const { maxEntries = 1000, reuseMs = 0, maxRespawns = 3, status = {} } = options
@@ -162,7 +182,11 @@ export class BackendPool {
     let openStreams = 0
     for (const feed of this.#feeds.values()) if (feed.active) openStreams++
     for (const ref of this.#dropped.values()) if (ref.deref()?.active) openStreams++
-    return { ...this.#stats, inFlight, openStreams }
+    const ready = this.#ready
+    const sorted = [...ready.samples].sort((a, b) => a - b)
+    const rank = (p: number) => (sorted.length === 0 ? undefined : sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)])
+    const timeToReady: TimeToReady = { count: ready.count, p50Ms: rank(0.5), p95Ms: rank(0.95), maxMs: ready.maxMs }
+    return { ...this.#stats, inFlight, openStreams, timeToReady }
   }
 
   /** Stops every status stream and aborts calls in flight. Handles stop following; backends keep running. */
@@ -247,6 +271,7 @@ export class BackendPool {
    * first await, so that a concurrent caller joins it).
    */
   async #connectShared(id: string, request: PoolConnectRequest, options: PoolConnectOptions): Promise<BackendHandle> {
+    const requestedAt = performance.now()
     const limit = deadline(options.signal, options.timeoutMs, 'pool.connect()')
     try {
       for (let again = 0; ; again++) {
@@ -254,7 +279,7 @@ export class BackendPool {
         const reused = this.#reusable(entry)
         if (reused) {
           this.#stats.hits++
-          return this.#wrap(reused)
+          return this.#wrap(reused, requestedAt)
         }
         let flight = entry.flight
         if (flight) this.#stats.coalesced++
@@ -263,7 +288,7 @@ export class BackendPool {
         // The pool may have closed meanwhile: a handle now would start a stream nobody closes.
         if (this.#closed.signal.aborted) throw this.#closed.signal.reason
         // The backend may have ended between its answer and this caller's turn: never hand it out.
-        if (!this.#terminated.has(response.backend_id)) return this.#wrap(response)
+        if (!this.#terminated.has(response.backend_id)) return this.#wrap(response, requestedAt)
         if (again >= this.#maxRespawns) throw new BackendTerminatedError(response.backend_id, { status: 'terminated', time: new Date().toISOString() })
         if (this.#closed.signal.aborted) throw this.#closed.signal.reason
       }
@@ -299,7 +324,7 @@ export class BackendPool {
       if (!ending) return response
       if (respawns >= this.#maxRespawns) {
         const state: BackendState = known && isEnding(known.status) ? known : { status: 'terminated', time: new Date().toISOString() }
-        throw new BackendTerminatedError(response.backend_id, state)
+        throw new BackendTerminatedError(response.backend_id, state, { history: [...(this.#feedOf(response.backend_id)?.history ?? [])] })
       }
       await this.#untilTerminated(response, signal)
     }
@@ -333,8 +358,8 @@ export class BackendPool {
     })
   }
 
-  #wrap(response: ConnectResponse): BackendHandle {
-    return new BackendHandle(response, { ...this.#statusOptions, feed: this.#feedFor(response) })
+  #wrap(response: ConnectResponse, requestedAt?: number): BackendHandle {
+    return new BackendHandle(response, { ...this.#statusOptions, feed: this.#feedFor(response), requestedAt })
   }
 
   /** The live feed of a backend the pool knows, held or let go of, or undefined. */
@@ -362,12 +387,24 @@ export class BackendPool {
     this.#feeds.set(id, feed)
     const created = feed
     created.observe((event) => {
-      if (event.type !== 'status' || event.state.status !== 'terminated') return
+      if (event.type !== 'status') return
+      if (event.state.status === 'ready') this.#sampleReady(created)
+      if (event.state.status !== 'terminated') return
       this.#forget(id)
       if (this.#feeds.get(id) === created) this.#feeds.delete(id)
       if (this.#dropped.get(id)?.deref() === created) this.#dropped.delete(id)
     })
     return feed
+  }
+
+  /** One time-to-ready sample, from the backend's own history (server clock). */
+  #sampleReady(feed: StatusFeed): void {
+    const ms = timingsOf(feed.history).readyMs
+    if (ms === undefined) return
+    const ready = this.#ready
+    ready.samples[ready.count % READY_SAMPLES] = ms
+    ready.count++
+    ready.maxMs = Math.max(ready.maxMs ?? ms, ms)
   }
 
   /**

@@ -217,6 +217,8 @@ export function statusStreamUrl(statusUrl: string): string {
   return `${path.endsWith('/') ? path.slice(0, -1) : path}/stream${rest}`
 }
 
+const NO_HISTORY: readonly BackendState[] = Object.freeze([])
+
 const DEFAULTS: Settings = {
   fetch: globalFetch,
   minDelayMs: 500,
@@ -271,6 +273,10 @@ export class StatusFeed {
   readonly #settings: Settings
   #state: BackendState
   #rank: number
+  /** Every server state taken, in order (the provisional one from the connect response is not). */
+  #history: BackendState[] | undefined
+  /** `performance.now()` when this client first knew the backend was ready. */
+  #readySeenAt: number | undefined
   /** The state is still the one derived from the connect response: the stream's own copy of that status replaces it. */
   #provisional = true
   /** The last `id:` the server gave (sent back as `Last-Event-ID`). */
@@ -294,6 +300,7 @@ export class StatusFeed {
     // an ending status the response carries no termination_reason; the stream's copy fills it in).
     this.#state = { status: response.status, time: new Date().toISOString() } as BackendState
     this.#rank = statusRank(response.status)
+    if (response.status === 'ready') this.#readySeenAt = performance.now()
     if (response.status === 'terminated') this.#ended = true
   }
 
@@ -305,6 +312,20 @@ export class StatusFeed {
   /** The latest known state: from the connect response until the stream says more. */
   get state(): BackendState {
     return this.#state
+  }
+
+  /**
+   * Every status the server reported, in order, each with the server's time: filled while following,
+   * from the stream's replay too (a feed made after the fact gets the earlier statuses). Statuses the
+   * backend skipped are absent. Empty until the stream has said something.
+   */
+  get history(): readonly BackendState[] {
+    return this.#history ?? NO_HISTORY
+  }
+
+  /** `performance.now()` when this client first learned that the backend was `ready` (client clock). */
+  get readySeenAt(): number | undefined {
+    return this.#readySeenAt
   }
 
   /** True while following: a connection is open or a reconnect is pending. */
@@ -409,11 +430,15 @@ export class StatusFeed {
    */
   #accept(state: BackendState): boolean {
     const rank = statusRank(state.status)
+    this.#record(state, rank)
     if (rank < this.#rank || (rank === this.#rank && !this.#provisional)) return false
     this.#provisional = false
     this.#rank = rank
     this.#state = state
+    if (state.status === 'ready') this.#readySeenAt ??= performance.now()
     if (state.status === 'terminated') {
+      // Where its time went travels with the terminal state (not enumerable: its JSON stays the wire's).
+      Object.defineProperty(state, 'history', { value: this.history, enumerable: false, configurable: true })
       this.#ended = true
       this.#pause(true)
     }
@@ -423,6 +448,24 @@ export class StatusFeed {
       this.#observers = undefined
     }
     return true
+  }
+
+  /**
+   * The history has its own rule: one entry per status, ordered by rank. Statuses below what is
+   * known are not news for listeners, but they are history: the replay of a feed made after the
+   * fact, or of a stream that lags a `ready_url` answer, fills in the statuses before.
+   */
+  #record(state: BackendState, rank: number): void {
+    const history = this.#history
+    if (history === undefined) {
+      this.#history = [state]
+      return
+    }
+    let at = history.length
+    while (at > 0 && statusRank(history[at - 1]!.status) > rank) at--
+    if (at > 0 && history[at - 1]!.status === state.status) return
+    if (at === history.length) history.push(state)
+    else history.splice(at, 0, state)
   }
 
   async #follow(run: Run): Promise<void> {

@@ -8,6 +8,7 @@ import { checkMs, deadline, delay, discard } from '../abort.js'
 import { BackendTerminatedError, JamsocketError } from '../errors.js'
 import { isEnding, parseBackendState, type BackendState, type BackendStatus, type ConnectResponse } from '../wire.js'
 import { callEach, StatusFeed, type FeedEvent, type StatusFeedOptions } from './feed.js'
+import { timingsOf, type BackendTimings } from './timings.js'
 
 /** Options of a {@link BackendHandle}. */
 export type BackendHandleOptions = StatusFeedOptions & {
@@ -17,13 +18,27 @@ export type BackendHandleOptions = StatusFeedOptions & {
    * @default a new StatusFeed owned by the handle
    */
   feed?: StatusFeed
+  /**
+   * `performance.now()` when the connect request that returned this response was sent (`connect()`
+   * sets it). With it, {@link BackendHandle.timings} has `requestToReadyMs`, on this client's clock.
+   * @default undefined (no client-side figure)
+   */
+  requestedAt?: number
+}
+
+/** The `'terminated'` state, with where the backend's time went (not enumerable: its JSON is the wire's). */
+export type TerminatedEvent = StateOf<'terminated'> & {
+  /** Every status reached, in order, with the server's time (see {@link BackendHandle.history}). */
+  readonly history: readonly BackendState[]
 }
 
 /** The state carried by the event of one status. */
 export type StateOf<S extends BackendStatus> = BackendState & { status: S }
 
 /** The events of a {@link BackendHandle} and their payloads. */
-export type BackendHandleEvents = { [S in BackendStatus]: StateOf<S> } & {
+export type BackendHandleEvents = { [S in Exclude<BackendStatus, 'terminated'>]: StateOf<S> } & {
+  /** The terminal state; its `history` (not enumerable) says where the time went. */
+  terminated: TerminatedEvent
   /** Every new status, in order. */
   status: BackendState
   /** A problem following the status stream; see {@link BackendHandle.on}. */
@@ -83,6 +98,8 @@ export class BackendHandle implements ConnectResponse, Disposable {
   #onceWrappers: Map<unknown, Map<string, unknown>> | undefined
   #unsubscribe: (() => void) | undefined
   #closed = false
+  /** Client clock (`performance.now()`): the connect request sent, and its answer received. */
+  readonly #clock: { requestedAt: number; answeredAt: number } | undefined
 
   constructor(response: ConnectResponse, options: BackendHandleOptions = {}) {
     this.backend_id = response.backend_id
@@ -94,7 +111,11 @@ export class BackendHandle implements ConnectResponse, Disposable {
     this.status_url = response.status_url
     // null stays null (toJSON gives back what was received); a missing one is ''.
     this.ready_url = response.ready_url === null ? null : (response.ready_url ?? '')
-    const { feed, ...feedOptions } = options
+    const { feed, requestedAt, ...feedOptions } = options
+    if (requestedAt !== undefined) {
+      if (typeof requestedAt !== 'number' || !Number.isFinite(requestedAt)) throw new TypeError(`requestedAt must be a performance.now() time, got ${String(requestedAt)}`)
+      this.#clock = { requestedAt, answeredAt: performance.now() }
+    }
     this.#fetch = options.fetch
     if (feed !== undefined) {
       if (!(feed instanceof StatusFeed) || feed.backendId !== response.backend_id) {
@@ -111,6 +132,31 @@ export class BackendHandle implements ConnectResponse, Disposable {
   /** The latest known state (from the connect response until the stream says more). */
   get state(): BackendState {
     return this.#feed.state
+  }
+
+  /**
+   * Every status the backend reached, in order, each with the server's time. Filled while the handle
+   * follows (listens, waits or iterates); a handle made after the fact gets the earlier statuses from
+   * the stream's replay. Statuses the backend skipped are absent. Shared by every handle of a pooled
+   * backend.
+   */
+  get history(): readonly BackendState[] {
+    return this.#feed.history
+  }
+
+  /**
+   * How long each phase took, from {@link history} (server clock): `phases` has one entry per
+   * reached status but the latest, `readyMs` the time from the first status seen to `ready`. On a
+   * handle from `connect()`, `requestToReadyMs` is what this client saw from its request to `ready`
+   * (client clock: the two clocks are never mixed in one figure).
+   */
+  get timings(): BackendTimings {
+    const timings = timingsOf(this.#feed.history)
+    const clock = this.#clock
+    const seen = this.#feed.readySeenAt
+    // A backend that was already ready when this request was answered was ready to this client then.
+    if (clock && seen !== undefined) timings.requestToReadyMs = Math.max(seen, clock.answeredAt) - clock.requestedAt
+    return timings
   }
 
   /** True once {@link close} was called. */
@@ -177,7 +223,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
     }
     const state = this.state
     if (state.status === 'ready') return Promise.resolve(this)
-    if (isEnding(state.status)) return Promise.reject(new BackendTerminatedError(this.backend_id, state))
+    if (isEnding(state.status)) return Promise.reject(this.#terminatedError(state))
     const stopped = this.#stoppedError()
     if (stopped) return Promise.reject(stopped)
     if (options.signal?.aborted) return Promise.reject(options.signal.reason)
@@ -200,7 +246,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
       const listener: InternalListener = (event) => {
         if (event.type === 'status') {
           if (event.state.status === 'ready') settle()
-          else if (isEnding(event.state.status)) settle(new BackendTerminatedError(this.backend_id, event.state))
+          else if (isEnding(event.state.status)) settle(this.#terminatedError(event.state))
         } else if (event.type === 'error') {
           if (event.final) settle(event.error)
         } else settle(this.#stoppedError() ?? new JamsocketError(`stopped following backend ${this.backend_id}: the handle was closed`))
@@ -347,6 +393,10 @@ export class BackendHandle implements ConnectResponse, Disposable {
     }
   }
 
+  #terminatedError(state: BackendState): BackendTerminatedError {
+    return new BackendTerminatedError(this.backend_id, state, { history: [...this.#feed.history] })
+  }
+
   /** Why waiting cannot succeed any more, if it cannot. */
   #stoppedError(): JamsocketError | undefined {
     if (this.#closed) return new JamsocketError(`stopped following backend ${this.backend_id}: the handle was closed`)
@@ -395,13 +445,13 @@ export class BackendHandle implements ConnectResponse, Disposable {
       if (response.status === 410) {
         // What ended it is news for handle.state too, not only for this wait.
         if (state) this.#feed.offer(state)
-        settle(new BackendTerminatedError(this.backend_id, state ?? { status: 'terminated', time: new Date().toISOString() }))
+        settle(state ? this.#terminatedError(state) : new BackendTerminatedError(this.backend_id, { status: 'terminated', time: new Date().toISOString() }))
       } else if (state?.status === 'ready') {
         this.#feed.offer(state)
         settle()
       } else if (state && isEnding(state.status)) {
         this.#feed.offer(state)
-        settle(new BackendTerminatedError(this.backend_id, state))
+        settle(this.#terminatedError(state))
       }
       return
     }
