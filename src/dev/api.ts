@@ -7,6 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BackendState, ConnectResponse } from '../wire.js'
 import { parseConnectInput } from './connect-request.js'
+import { isDashboardPath, serveDashboard } from './dashboard.js'
 import type { ResolvedDevOptions } from './options.js'
 import type { Backend, Registry } from './registry.js'
 import { ApiProblem, CORS_HEADERS, type HostCheck, readBody, sendError, sendJson } from './respond.js'
@@ -143,9 +144,12 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
       return sendError(res, 403, 'ForbiddenOrigin', 'requests from web pages are refused here (only status, status/stream and ready are public)')
     }
     // Reachable beyond this machine, the API runs code for whoever calls it: it wants its token.
+    // The dashboard too (a browser page sends no bearer token, so it is refused there).
     if (!publicRoute && tokenDigest !== undefined && !bearerMatches(req.headers.authorization, tokenDigest)) {
       return sendError(res, 401, 'Unauthorized', 'this dev server requires its API token (Authorization: Bearer <token>)')
     }
+    const path = query === -1 ? url : url.slice(0, query)
+    if (isDashboardPath(path)) return serveDashboard(req, res, path, registry, options.keepAliveMs)
     if (parts[1] !== 'v2') return sendError(res, 404, 'NotFound', 'no such route')
     if (parts[2] === 'service' && (parts.length === 6 || parts.length === 7) && parts[parts.length - 1] === 'connect') {
       if (method !== 'POST') return sendError(res, 405, 'MethodNotAllowed', 'use POST')

@@ -128,8 +128,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const dev = server
   ui.info(`session-backends dev: API ${dev.apiUrl}  proxy ${dev.proxyUrl}  command: ${command.join(' ')}`)
-  if (dev.apiToken === undefined) ui.info(`  new Jamsocket({ dev: true, port: ${dev.port} })`)
-  else {
+  if (dev.apiToken === undefined) {
+    ui.info(`  new Jamsocket({ dev: true, port: ${dev.port} })`)
+    ui.info(`  dashboard: ${dev.dashboardUrl}`)
+  } else {
     // Printed once so that the developer can hand it to the client; the API refuses calls without it.
     if (values['api-token'] === undefined) ui.info(`  API token (required, generated for this run): ${dev.apiToken}`)
     ui.info(`  new Jamsocket({ account: '-', service: '-', token: <the API token>, apiUrl: '${dev.apiUrl}' })`)

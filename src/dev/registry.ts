@@ -79,6 +79,8 @@ export class Backend {
   lastActivity = this.createdMs
   /** Proxied requests in flight plus open upgraded connections. */
   open = 0
+  /** The `user` of the latest connect to this backend (the dashboard shows it). */
+  lastUser: string | undefined
   exitCode: number | undefined
   port: number | undefined
   /** The address the backend answered the readiness probe on (where the proxy reaches it). */
@@ -175,6 +177,8 @@ export class Registry {
   readonly #ended: string[] = []
   /** Processes whose group may still have members (killed children not yet reaped). */
   readonly #processes = new Set<BackendProcess>()
+  /** Listeners of every status change and connect (the dashboard's event stream). */
+  readonly #watchers = new Set<(backend: Backend) => void>()
   readonly #sweeper: NodeJS.Timeout
   /** This server's cgroups, or why there are none. */
   readonly #cgroups: CgroupSet | { reason: string }
@@ -209,6 +213,17 @@ export class Registry {
     return this.#grants.get(token)
   }
 
+  /** Every backend the registry remembers: live ones and the latest `keepEnded` that ended, oldest first. */
+  all(): Backend[] {
+    return [...this.#backends.values()]
+  }
+
+  /** Calls `fn` with the backend after each of its status changes and connects; returns the unsubscribe function. */
+  watch(fn: (backend: Backend) => void): () => void {
+    this.#watchers.add(fn)
+    return () => this.#watchers.delete(fn)
+  }
+
   /** Backends that have not terminated yet. */
   live(): Backend[] {
     return [...this.#byKey.values()]
@@ -223,7 +238,9 @@ export class Registry {
         if (input.tag !== undefined && input.tag !== (existing.input.tag ?? '')) {
           throw new ApiProblem(409, 'KeyHeld', 'the key is held by a backend with another tag')
         }
-        return { backend: existing, token: this.#issue(existing, input), spawned: false }
+        const token = this.#issue(existing, input)
+        this.#changed(existing)
+        return { backend: existing, token, spawned: false }
       }
     }
     if (!input.spawn) throw new ApiProblem(409, 'KeyUnheldNoSpawnConfig', 'no backend holds this key and spawn is false')
@@ -232,6 +249,7 @@ export class Registry {
     const backend = new Backend(id, input.key ?? `lk-${randomName()}`, input, context)
     this.#backends.set(id, backend)
     this.#byKey.set(backend.key, backend)
+    backend.lastUser = input.user
     this.#advance(backend, { status: 'scheduled', time: new Date(backend.createdMs).toISOString() })
     const token = this.#issue(backend, input)
     // Answered first (status `scheduled`, as Plane), then started.
@@ -327,6 +345,7 @@ export class Registry {
   #issue(backend: Backend, input: ConnectInput): string {
     const token = randomToken()
     this.#grants.set(token, { backend, user: input.user, userData: input.userData })
+    backend.lastUser = input.user
     backend.tokens.add(token)
     if (backend.tokens.size > MAX_TOKENS_PER_BACKEND) {
       const oldest = backend.tokens.values().next().value as string
@@ -354,7 +373,18 @@ export class Registry {
     backend.history.push(state)
     this.#emit({ type: 'status', backend: backend.summary(), state })
     backend.emitStatus(state)
+    this.#changed(backend)
     return true
+  }
+
+  #changed(backend: Backend): void {
+    for (const fn of [...this.#watchers]) {
+      try {
+        fn(backend)
+      } catch {
+        // A watcher's bug must not break a backend's lifecycle.
+      }
+    }
   }
 
   async #launch(backend: Backend): Promise<void> {

@@ -18,6 +18,8 @@ import { closeOnSignals } from './signals.js'
 export interface DevServer {
   /** The API base URL, e.g. `http://127.0.0.1:8080` (what `new Jamsocket({ dev: true, port })` talks to). */
   readonly apiUrl: string
+  /** The dashboard: a live table and timeline of the backends, with their logs (`{apiUrl}/`, for a browser). */
+  readonly dashboardUrl: string
   /** The proxy base URL; backends are at `{proxyUrl}/{token}/`. */
   readonly proxyUrl: string
   /**
@@ -165,6 +167,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     if (resolved.handleSignals) stopSignals = closeOnSignals({ close, hurry: () => void registry.terminateAll(true) })
     return {
       apiUrl,
+      dashboardUrl: `${apiUrl}/`,
       proxyUrl,
       apiToken: resolved.apiToken,
       port,

@@ -10,7 +10,7 @@ import type { Backend, BackendLogLine } from './registry.js'
 import { CORS_HEADERS } from './respond.js'
 
 /** An open `text/event-stream` response with its keep-alive timer. */
-class EventStream {
+export class EventStream {
   readonly #res: ServerResponse
   readonly #timer: NodeJS.Timeout
   #closed = false

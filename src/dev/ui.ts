@@ -1,7 +1,8 @@
 /**
  * The terminal UI of `session-backends dev`, like `jamsocket dev`: every backend's output prefixed
- * with its id and coloured per backend, and on a TTY a live table of backends (id, key, status, age)
- * redrawn in place under the scrolling output. Plain, uncoloured lines when not a TTY.
+ * with its id and coloured per backend, and on a TTY a live table of backends (id, key, status,
+ * ready in, age) redrawn in place under the scrolling output; a backend much slower to get ready
+ * than the others is shown in red. Plain, uncoloured lines when not a TTY.
  */
 import type { WriteStream } from 'node:tty'
 import type { BackendStatus } from '../wire.js'
@@ -15,6 +16,19 @@ const STATUS_COLOURS: Partial<Record<BackendStatus, number>> = { ready: 32, term
 const REDRAW_MS = 250
 const ENDED_SHOWN_MS = 10_000
 
+/** Milliseconds as `425ms` or `1.85s`. */
+function duration(ms: number): string {
+  return ms < 1000 ? `${Math.max(0, Math.round(ms))}ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`
+}
+
+/** Much slower than the median of the others shown (with at least three to compare). */
+function isSlow(ms: number, all: number[]): boolean {
+  if (all.length < 3) return false
+  const sorted = [...all].sort((a, b) => a - b)
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!
+  return ms > 2 * median && ms - median > 200
+}
+
 function age(fromIso: string, now: number): string {
   const s = Math.max(0, Math.round((now - Date.parse(fromIso)) / 1000))
   return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`
@@ -24,7 +38,7 @@ function age(fromIso: string, now: number): string {
 export class TerminalUi {
   readonly #out: NodeJS.WritableStream
   readonly #tty: boolean
-  readonly #backends = new Map<string, { summary: BackendSummary; colour: number; endedAt?: number }>()
+  readonly #backends = new Map<string, { summary: BackendSummary; colour: number; endedAt?: number; readyMs?: number }>()
   #tableLines = 0
   #timer: NodeJS.Timeout | undefined
   #next = 0
@@ -49,6 +63,8 @@ export class TerminalUi {
       const entry = this.#entry(event.backend)
       entry.summary = event.backend
       if (event.state.status === 'terminated') entry.endedAt = Date.now()
+      // Server times on both sides: scheduled (createdAt) to ready.
+      if (event.state.status === 'ready') entry.readyMs = Date.parse(event.state.time) - Date.parse(event.backend.createdAt)
       const reason = 'termination_reason' in event.state && event.state.termination_reason ? ` (${event.state.termination_reason})` : ''
       const exit = event.state.status === 'terminated' && event.state.exit_error ? ' exit_error' : ''
       this.#line(entry.summary.id, entry.colour, `${event.state.status}${reason}${exit}${event.state.status === 'scheduled' ? ` key=${event.backend.key}` : ''}`, true)
@@ -109,13 +125,16 @@ export class TerminalUi {
     const now = Date.now()
     for (const [id, entry] of this.#backends) if (entry.endedAt !== undefined && now - entry.endedAt > ENDED_SHOWN_MS) this.#backends.delete(id)
     if (this.#backends.size === 0) return ''
-    const rows = [...this.#backends.values()].map(({ summary, colour }) => {
+    const readies = [...this.#backends.values()].flatMap((entry) => (entry.readyMs === undefined ? [] : [entry.readyMs]))
+    const rows = [...this.#backends.values()].map(({ summary, colour, readyMs }) => {
       const statusColour = STATUS_COLOURS[summary.status] ?? 37
       const clean = summary.key.replace(CONTROL, '�')
       const key = clean.length > 24 ? `${clean.slice(0, 23)}…` : clean
-      return `\x1b[${colour}m${summary.id}\x1b[0m  ${key.padEnd(24)}  \x1b[${statusColour}m${summary.status.padEnd(16)}\x1b[0m  ${age(summary.createdAt, now)}`
+      const readyText = (readyMs === undefined ? '–' : duration(readyMs)).padEnd(8)
+      const ready = readyMs !== undefined && isSlow(readyMs, readies) ? `\x1b[1;31m${readyText}\x1b[0m` : readyText
+      return `\x1b[${colour}m${summary.id}\x1b[0m  ${key.padEnd(24)}  \x1b[${statusColour}m${summary.status.padEnd(16)}\x1b[0m  ${ready}  ${age(summary.createdAt, now)}`
     })
-    const lines = [`\x1b[2m${'backend'.padEnd(14)}  ${'key'.padEnd(24)}  ${'status'.padEnd(16)}  age\x1b[0m`, ...rows]
+    const lines = [`\x1b[2m${'backend'.padEnd(14)}  ${'key'.padEnd(24)}  ${'status'.padEnd(16)}  ${'ready in'.padEnd(8)}  age\x1b[0m`, ...rows]
     this.#tableLines = lines.length
     return `${lines.join('\n')}\n`
   }

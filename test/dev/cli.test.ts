@@ -31,6 +31,9 @@ describe('session-backends dev', () => {
   it('serves the API, prints prefixed plain output lines, and terminates every backend on SIGTERM', async () => {
     const { child, output, exit } = run(['dev', '--port', '0', '--proxy-port', '0', '--grace-seconds', '1', '--', process.execPath, fixture('listen')])
     const port = Number((await eventually(() => /API http:\/\/127\.0\.0\.1:(\d+)/.exec(output()), 'the banner'))[1])
+    // The dashboard's URL is printed at start, and it is the page.
+    await eventually(() => output().includes(`dashboard: http://127.0.0.1:${port}/`), 'the dashboard URL')
+    expect((await fetch(`http://127.0.0.1:${port}/`)).headers.get('content-type')).toBe('text/html; charset=utf-8')
     const jamsocket = new Jamsocket({ dev: true, port })
     const handle = await jamsocket.connect({ key: 'cli' })
     await handle.waitUntilReady({ timeoutMs: 10_000 })
