@@ -106,6 +106,18 @@ export interface DevServerOptions {
    */
   holdMs?: number | undefined
   /**
+   * Deadline for a whole request head on the proxy, from its first byte; a client still sending its
+   * head after this gets 408 and is disconnected (a byte every few seconds cannot keep a connection).
+   * @default 30000
+   */
+  proxyHeadTimeoutMs?: number | undefined
+  /**
+   * Most client connections the proxy holds open at once; further ones are closed as they arrive, so
+   * that connections through the proxy cannot use up the server's file descriptors.
+   * @default 4096
+   */
+  proxyMaxConnections?: number | undefined
+  /**
    * Largest API request body, in bytes; a larger one gets 413.
    * @default 1048576
    */
@@ -168,6 +180,8 @@ export interface ResolvedDevOptions {
   keepAliveMs: number
   readyWaitMs: number
   holdMs: number
+  proxyHeadTimeoutMs: number
+  proxyMaxConnections: number
   maxBodyBytes: number
   dataDir: string
   memoryCheckIntervalMs: number
@@ -244,6 +258,8 @@ export function resolveDevOptions(options: DevServerOptions): ResolvedDevOptions
     keepAliveMs: Math.max(1, ms('keepAliveMs', options.keepAliveMs, 15_000)),
     readyWaitMs: ms('readyWaitMs', options.readyWaitMs, 25_000),
     holdMs: ms('holdMs', options.holdMs, 60_000),
+    proxyHeadTimeoutMs: Math.max(1, ms('proxyHeadTimeoutMs', options.proxyHeadTimeoutMs, 30_000)),
+    proxyMaxConnections: checkCount('proxyMaxConnections', options.proxyMaxConnections, 4096, 1),
     maxBodyBytes: checkCount('maxBodyBytes', options.maxBodyBytes, 1_048_576, 1),
     dataDir: options.dataDir ?? '.dev-data',
     memoryCheckIntervalMs: Math.max(1, ms('memoryCheckIntervalMs', options.memoryCheckIntervalMs, 1000)),

@@ -1,18 +1,21 @@
 /**
  * The proxy (`{proxyUrl}/{token}/…`): finds the backend by the token in the first path segment,
- * strips it, replaces any client `x-verified-*` headers with the server's, holds requests until the
- * backend is ready, passes WebSocket upgrades through as raw sockets, and counts traffic as activity
- * for the idle sweep.
+ * strips it, replaces any client identity headers with the server's (proxy-headers.ts), holds
+ * requests until the backend is ready, passes WebSocket upgrades through as raw tunnels (tunnel.ts),
+ * and counts traffic as activity for the idle sweep.
  *
- * Lean on purpose, because it sits on every request a backend gets: a plain TCP server that parses
- * only heads (see http1.ts) and passes bodies through as the bytes they are, one upstream socket per
- * client connection, and the rewritten head written together with the first body bytes in one write.
- * Loopback writes are the expensive part on a sandboxed network stack, so every hop does one.
+ * Built on Node's own HTTP/1 parser (`node:http`) for the client side, and an `undici` Pool per
+ * backend (keep-alive, one request per connection at a time) driven through `dispatch` with a plain
+ * handler: the cheapest pooled upstream measured here (see bench/dev-proxy.bench.ts). This is the
+ * component that sets the identity headers a backend trusts, so no HTTP framing is written by hand.
  */
-import { connect, createServer, type Server, type Socket } from 'node:net'
-import { BodyFramer, bodyFraming, FramingError, HeadError, hasToken, headEnd, parseHead, responseHasBody } from './http1.js'
+import { request as httpRequest, Server, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { Pool, type Dispatcher } from 'undici'
+import { hostOf, upstreamHead } from './proxy-headers.js'
 import type { Backend, Grant, Registry } from './registry.js'
 import { errorBody, type HostCheck } from './respond.js'
+import { tunnel } from './tunnel.js'
 
 /** What the proxy needs besides the registry. */
 export interface ProxyOptions {
@@ -20,15 +23,43 @@ export interface ProxyOptions {
   onError?: ((text: string) => void) | undefined
 }
 
-/** Request and response heads larger than this are refused (431 / 502), as node:http's default. */
-const MAX_HEAD = 16 * 1024
-/** A client connection with no request for this long is closed (a little after what responses announce). */
-const IDLE_MS = 65_000
-const KEEP_ALIVE = 'keep-alive: timeout=60\r\n'
-/** Pipelined requests buffered while one is in flight, before the client is paused. */
-const PIPELINE_BYTES = 64 * 1024
+/** Limits of the proxy's listening server. */
+export interface ProxyServerOptions {
+  /** Deadline for a whole request head, from its first byte (408 after). */
+  headTimeoutMs: number
+  /** Most client connections open at once; more are closed as they come. */
+  maxConnections: number
+}
 
-const CORS_RESPONSE = 'Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: *\r\nAccess-Control-Allow-Headers: *, Authorization\r\n'
+/** Request heads larger than this are refused with 431 (node:http's default). */
+const MAX_HEAD = 16 * 1024
+/** An idle keep-alive client connection is closed after this (announced as `keep-alive: timeout=60`). */
+const IDLE_MS = 60_000
+/** A refused upgrade's body is passed on up to this size. */
+const MAX_REFUSAL_BODY = 64 * 1024
+
+const CORS = ['access-control-allow-origin', '*', 'access-control-allow-methods', '*', 'access-control-allow-headers', '*, Authorization']
+
+/**
+ * The proxy's listening server. Half-open (`httpAllowHalfOpen`) so that a client which shuts down its
+ * sending side still gets an answer to every request it completed.
+ */
+export function createProxyServer(options: ProxyServerOptions): Server {
+  const server = new Server({
+    maxHeaderSize: MAX_HEAD,
+    keepAliveTimeout: IDLE_MS,
+    headersTimeout: options.headTimeoutMs,
+    requestTimeout: 0,
+    connectionsCheckingInterval: Math.max(5, Math.min(1000, Math.floor(options.headTimeoutMs / 4))),
+    noDelay: true,
+  })
+  // Not in the typings, but how node:http itself is told to keep a half-closed connection's answers.
+  ;(server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
+  server.maxConnections = options.maxConnections
+  // Every header is read (the proxy refuses heads longer than a backend reads, and must see them all).
+  server.maxHeadersCount = 0
+  return server
+}
 
 /** Splits `/{token}/rest?q` into the token and the upstream path (`/rest?q`, `/` when empty). */
 function splitToken(url: string): [token: string, path: string] {
@@ -44,29 +75,6 @@ function splitToken(url: string): [token: string, path: string] {
   return [token, url.charCodeAt(end) === 47 ? url.slice(end) : `/${url.slice(end)}`]
 }
 
-// A header value the server adds, made safe to write as latin1: no control characters (header
-// injection through a user name), and non-ASCII text as its UTF-8 bytes (as Plane sends it).
-function headerValue(value: string): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = value.replace(/[\0-\x08\n-\x1f\x7f]/g, '')
-  // eslint-disable-next-line no-control-regex
-  return /[^\x00-\x7f]/.test(clean) ? Buffer.from(clean, 'utf8').toString('latin1') : clean
-}
-
-// The identity headers of a grant, built once per grant.
-const identities = new WeakMap<Grant, string>()
-function identity(grant: Grant): string {
-  let text = identities.get(grant)
-  if (text === undefined) {
-    text =
-      (grant.user !== undefined ? `x-verified-username: ${headerValue(grant.user)}\r\n` : '') +
-      `x-verified-user-data: ${headerValue(grant.userData)}\r\nx-verified-backend: ${grant.backend.id}\r\n` +
-      `x-verified-secret: ${grant.backend.secretToken}\r\n`
-    identities.set(grant, text)
-  }
-  return text
-}
-
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   403: 'Forbidden',
@@ -76,97 +84,78 @@ const REASONS: Record<number, string> = {
   504: 'Gateway Timeout',
 }
 
-/**
- * A complete error response in the hosted API's shape (as `sendError` writes it), with CORS headers
- * as Plane sends them on its own errors: a page on another origin can then read a 410 and reconnect.
- */
-function errorResponse(status: number, code: string, message: string, close: boolean): string {
+/** An error answer in the hosted API's shape, with CORS headers as Plane sends them on its own errors. */
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  if (res.headersSent) return void res.destroy()
   const body = JSON.stringify(errorBody(status, code, message))
-  return (
-    `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-    `cache-control: no-store\r\n${CORS_RESPONSE}${close ? 'connection: close\r\n' : ''}\r\n${body}`
-  )
+  res.writeHead(status, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'cache-control', 'no-store', ...CORS])
+  res.end(body)
 }
 
-/** Below this, body bytes that came with a head are sent as latin1 text with it: one write, no Buffer made. */
-const JOIN_AS_TEXT = 16 * 1024
-
-/**
- * A head (latin1 text, ending in its blank line) and the body bytes that came with it, as one chunk
- * for one write (written with the 'latin1' encoding, which maps each char to its byte).
- */
-function joinHead(head: string, body: Buffer | undefined): Buffer | string {
-  if (body === undefined || body.length === 0) return head
-  if (body.length <= JOIN_AS_TEXT) return head + body.toString('latin1')
-  return Buffer.concat([Buffer.from(head, 'latin1'), body])
+/** The same answer written on a raw socket (an upgrade request has no ServerResponse), then closed. */
+function endSocket(socket: Socket, status: number, code: string, message: string): void {
+  const body = JSON.stringify(errorBody(status, code, message))
+  let head = `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n`
+  for (let i = 0; i < CORS.length; i += 2) head += `${CORS[i]}: ${CORS[i + 1]}\r\n`
+  if (socket.writable) socket.end(`${head}connection: close\r\n\r\n${body}`)
+  else socket.destroy()
 }
 
-/**
- * Passes `from`'s bytes to `to` as they come, pausing `from` while `to` is full, and ends `to` when
- * `from` ends. What `pipe()` does, minus the stream plumbing on every chunk: a tunnel's messages are
- * small, and each one crosses here twice.
- */
-function relay(from: Socket, to: Socket): void {
-  from.on('data', (chunk: Buffer) => {
-    if (!to.write(chunk)) from.pause()
-  })
-  to.on('drain', () => from.resume())
-  from.on('end', () => to.end())
+/** The response head a client gets: the backend's minus hop-by-hop fields, plus the backend id and CORS (unless the backend set its own). */
+function responseHeaders(raw: Buffer[] | string[], backendId: string, upgrade: boolean): string[] {
+  const out: string[] = []
+  let cors = false
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1')
+    const first = name.charCodeAt(0) | 32
+    if (first === 99 /* c */ || first === 107 /* k */ || first === 116 /* t */ || first === 97 /* a */ || first === 112 /* p */ || first === 117 /* u */) {
+      const lower = name.toLowerCase()
+      if (lower === 'connection' || lower === 'keep-alive' || lower === 'transfer-encoding' || lower === 'proxy-connection') continue
+      if (lower === 'upgrade' && !upgrade) continue
+      if (lower.startsWith('access-control-')) cors = true
+    }
+    out.push(name, raw[i + 1]!.toString('latin1'))
+  }
+  out.push('x-plane-backend-id', backendId)
+  // As Plane: CORS headers only when the backend set none itself.
+  if (!cors) for (const field of CORS) out.push(field)
+  return out
 }
 
-/** One request in flight on a client connection. */
-interface Exchange {
-  grant: Grant
-  method: string
-  /** The upstream request line and headers, without the final CRLF. */
-  head: string
-  upgrade: boolean
-  /** Close the client connection once the response is complete. */
-  closeAfter: boolean
-  /** Counted in the registry's activity (begin called, end not yet). */
-  counted: boolean
-  /** Bytes of the response (interim or final) already written to the client. */
-  answered: boolean
-  /** The request body has been passed on completely. */
-  requestDone: boolean
-  /** Cancels the wait for a backend that is not ready yet. */
-  cancelHold?: (() => void) | undefined
-}
-
-/** The backend socket of a client connection. */
-interface Upstream {
-  socket: Socket
-  backend: Backend
-  /** Response bytes not yet handled (a partial head). */
-  pending: Buffer | undefined
-  scanned: number
-  /** The current response's body framer, once its final head is through. */
-  body: BodyFramer | undefined
-  /** The backend keeps the connection open after this response. */
-  reusable: boolean
-  /** When the last response ended, and how long the backend said it keeps an idle connection (ms, its Keep-Alive hint less a second). */
-  idleSince: number
-  keepAliveMs: number
-  error: string | undefined
-}
-
-/**
- * A TCP server for the proxy (its `connection` handler comes from {@link createProxy}). Half-open so
- * that a client which shuts down its sending side still gets its answer.
- */
-export function createProxyServer(): Server {
-  return createServer({ allowHalfOpen: true, noDelay: true })
-}
-
-/** The proxy's TCP connection handler, plus `close()` that ends every connection it has. */
+/** The proxy's request and upgrade handlers, plus `close()` that ends every pool and tunnel. */
 export function createProxy(registry: Registry, hosts: HostCheck, options: ProxyOptions) {
-  const connections = new Set<Socket>()
+  const pools = new Map<Backend, Pool>()
+  const tunnels = new Set<() => void>()
   const report = (text: string) => {
     try {
       options.onError?.(text)
     } catch {
       // never let reporting break the proxy
     }
+  }
+
+  /** The backend's keep-alive pool, made on first use and closed when the backend starts ending. */
+  const poolOf = (backend: Backend): Pool => {
+    let pool = pools.get(backend)
+    if (pool === undefined) {
+      const made = new Pool(`http://${registry.backendHost}:${backend.port!}`, {
+        connections: null,
+        pipelining: 1,
+        // A backend may stream (SSE, long-polls) for as long as it likes: no upstream deadlines.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      })
+      pool = made
+      pools.set(backend, made)
+      const off = backend.onStatus(() => {
+        if (!backend.ending) return
+        off()
+        pools.delete(backend)
+        // In-flight requests finish (the backend has its grace period); the pool takes no more.
+        made.close().catch(() => {})
+      })
+    }
+    return pool
   }
 
   /** Calls `go` once the backend is ready, or `fail` with 410 (it ended) / 504 (it took too long); returns the cancel function. */
@@ -187,491 +176,224 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     return () => settle(() => {})
   }
 
-  /** One client connection: parses request heads, routes them, and relays responses. */
-  class Connection {
-    readonly client: Socket
-    #peer: string | undefined
-    /** Client bytes not yet handled (a partial head, pipelined requests, held body bytes). */
-    #buf: Buffer | undefined
-    #scanned = 0
-    #request: BodyFramer | undefined
-    #exchange: Exchange | undefined
-    #up: Upstream | undefined
-    #closed = false
-    #held = false
-    /** The client has shut down its sending side: answer what it completed, then close. */
-    #inputEnded = false
-    #upBlocked = false
-    #tunneled = false
+  /** Checks Host and token; the grant, or the answer already given. */
+  const route = (req: IncomingMessage, refuse: (status: number, code: string, message: string) => void): Grant | undefined => {
+    if (!hosts.allows(hostOf(req.rawHeaders))) return void refuse(403, 'InvalidHost', 'this Host is not allowed')
+    const url = req.url!
+    const [token] = splitToken(url)
+    const grant = token === '' ? undefined : registry.grant(token)
+    if (!grant || grant.backend.ending) return void refuse(410, 'Gone', 'unknown or expired connection token')
+    return grant
+  }
 
-    constructor(client: Socket) {
-      this.client = client
-      client.setTimeout(IDLE_MS)
-      client.on('data', this.#onData)
-      client.on('drain', () => this.#up?.socket.resume())
-      client.on('end', this.#onEnd)
-      client.on('timeout', () => {
-        if (this.#closed || (this.#exchange === undefined && !this.#tunneled)) this.destroy()
-      })
-      client.on('error', () => this.destroy())
-      client.on('close', () => this.destroy())
-    }
+  /** Runs `go` when the backend is ready (now, or after a hold that `gone()` cancels when the client leaves). */
+  const whenServable = (backend: Backend, client: Socket, go: () => void, refuse: (status: number, code: string, message: string) => void): void => {
+    if (backend.status === 'ready') return go()
+    const cancel = whenReady(
+      backend,
+      () => {
+        client.off('close', cancel)
+        go()
+      },
+      (status) => {
+        client.off('close', cancel)
+        if (status === 410) refuse(410, 'Gone', 'the backend ended before it was ready')
+        else refuse(504, 'GatewayTimeout', 'the backend was not ready in time')
+      },
+    )
+    client.once('close', cancel)
+  }
 
-    #onData = (chunk: Buffer): void => {
-      // Closing: what the client still sends is drained and dropped, never buffered.
-      if (this.#closed) return
-      this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk])
-      this.#pump()
-    }
+  /** One proxied request: the undici handler that relays the backend's answer to `res`. */
+  class Exchange implements Dispatcher.DispatchHandler {
+    readonly req: IncomingMessage
+    readonly res: ServerResponse
+    readonly backend: Backend
+    #abort: ((error: Error) => void) | undefined
+    #resume: (() => void) | undefined
+    #done = false
 
-    #onEnd = (): void => {
-      // The client sent all it will: every request it completed is answered (a held one once the
-      // backend is ready, pipelined ones in turn), then the connection closes.
-      this.#inputEnded = true
-      const exchange = this.#exchange
-      if (this.#closed) this.client.end()
-      else if (exchange === undefined) this.#endIfIdle()
-      else if (!exchange.requestDone && !this.#held) this.destroy() // cut off mid-body: the request is lost
-    }
-
-    /** Closes a connection whose client has ended, once nothing is left to answer. */
-    #endIfIdle(): void {
-      if (!this.#inputEnded || this.#closed || this.#exchange !== undefined) return
-      this.#closed = true
-      this.client.end()
-    }
-
-    /** Passes on request bytes: the current body, then the next head once the exchange is over. */
-    #pump(): void {
-      while (!this.#closed && this.#buf !== undefined) {
-        const exchange = this.#exchange
-        if (exchange !== undefined) {
-          if (exchange.requestDone || this.#held) {
-            if (this.#buf.length > PIPELINE_BYTES) this.client.pause()
-            return
-          }
-          const buf = this.#buf
-          let end: number
-          try {
-            end = this.#request!.feed(buf, 0)
-          } catch {
-            return this.#fail(400, 'BadRequest', 'malformed request body')
-          }
-          this.#buf = end === -1 || end === buf.length ? undefined : buf.subarray(end)
-          this.#toUpstream(end === -1 ? buf : buf.subarray(0, end))
-          if (end !== -1) this.#requestDone(exchange)
-          continue
-        }
-        let end: number
-        try {
-          end = headEnd(this.#buf, 0, this.#scanned, MAX_HEAD)
-        } catch {
-          return this.#fail(431, 'HeaderFieldsTooLarge', 'the request head is too large')
-        }
-        if (end === -1) {
-          this.#scanned = this.#buf.length
-          return
-        }
-        this.#scanned = 0
-        const text = this.#buf.toString('latin1', 0, end)
-        this.#buf = end === this.#buf.length ? undefined : this.#buf.subarray(end)
-        this.#begin(text)
-      }
-    }
-
-    /** Routes one request head: checks, rewrites, then sends it (or holds it until the backend is ready). */
-    #begin(text: string): void {
-      let head
-      let kind
-      try {
-        head = parseHead(text, 'request')
-        kind = bodyFraming(head.headers, 'request')
-      } catch (error) {
-        return this.#fail(400, 'BadRequest', error instanceof HeadError ? error.message : 'malformed request')
-      }
-      const { first: method, second: target, third: version, headers } = head
-      let host: string | undefined
-      let connection = ''
-      let upgradeHeader = false
-      let kept = ''
-      for (let i = 0; i < headers.length; i += 2) {
-        const name = headers[i]!
-        const value = headers[i + 1]!
-        const first = name.charCodeAt(0) | 32 // ASCII lower-case
-        if (first === 120 /* x */ || first === 99 /* c */ || first === 107 /* k */ || first === 112 /* p */ || first === 104 /* h */ || first === 117 /* u */) {
-          const lower = name.toLowerCase()
-          if (lower === 'host') host ??= value
-          else if (lower === 'upgrade') upgradeHeader = true
-          else if (lower === 'connection' || lower === 'proxy-connection') {
-            connection += `${value},`
-            continue
-          } else if (lower.startsWith('x-verified-') || lower === 'keep-alive' || lower === 'x-forwarded-for' || lower === 'x-forwarded-proto') continue
-        }
-        kept += `${name}: ${value}\r\n`
-      }
-      if (method === 'CONNECT') return this.#fail(400, 'BadRequest', 'CONNECT is not supported')
-      if (!hosts.allows(host)) return this.#fail(403, 'InvalidHost', 'this Host is not allowed')
-      const [token, path] = splitToken(target)
-      const grant = token === '' ? undefined : registry.grant(token)
-      if (!grant || grant.backend.ending) return this.#fail(410, 'Gone', 'unknown or expired connection token')
-      const upgrade = upgradeHeader && hasToken(connection, 'upgrade')
-      const closeAfter = hasToken(connection, 'close') || (version === 'HTTP/1.0' && !hasToken(connection, 'keep-alive'))
-      this.#peer ??= this.client.remoteAddress ?? ''
-      const exchange: Exchange = {
-        grant,
-        method,
-        head:
-          `${method} ${path} ${version}\r\n${kept}${upgrade ? 'Connection: Upgrade\r\n' : ''}${identity(grant)}` +
-          `x-verified-path: ${target}\r\nx-forwarded-for: ${this.#peer}\r\nx-forwarded-proto: http\r\n`,
-        upgrade,
-        closeAfter,
-        counted: false,
-        answered: false,
-        requestDone: false,
-      }
-      this.#exchange = exchange
-      this.#request = new BodyFramer(kind[0], kind[1])
-      const backend = grant.backend
-      if (backend.status === 'ready') return this.#send(exchange)
-      this.#held = true
-      this.client.pause()
-      exchange.cancelHold = whenReady(
-        backend,
-        () => {
-          this.#held = false
-          this.#send(exchange)
-          this.#pump()
-          this.#flow()
-        },
-        (status) =>
-          status === 410
-            ? this.#fail(410, 'Gone', 'the backend ended before it was ready')
-            : this.#fail(504, 'GatewayTimeout', 'the backend was not ready in time'),
-      )
-    }
-
-    /** Writes the request head with the body bytes already here, in one write, to the backend's socket. */
-    #send(exchange: Exchange): void {
-      if (this.#closed) return
-      const backend = exchange.grant.backend
-      if (backend.ending) return this.#fail(410, 'Gone', 'the backend is terminating')
-      // The body bytes already here, before anything is opened: a held request whose client ended
-      // before its body did is lost, and nothing of it needs to reach the backend.
-      const buf = this.#buf
-      let body: Buffer | undefined
-      if (buf !== undefined) {
-        let end: number
-        try {
-          end = this.#request!.feed(buf, 0)
-        } catch {
-          return this.#fail(400, 'BadRequest', 'malformed request body')
-        }
-        body = end === -1 ? buf : buf.subarray(0, end)
-        this.#buf = end === -1 || end === buf.length ? undefined : buf.subarray(end)
-      }
-      if (!this.#request!.done && this.#inputEnded) return this.destroy()
+    constructor(req: IncomingMessage, res: ServerResponse, backend: Backend) {
+      this.req = req
+      this.res = res
+      this.backend = backend
       registry.begin(backend)
-      exchange.counted = true
-      let up = this.#up
-      if (up !== undefined && (up.backend !== backend || Date.now() - up.idleSince > up.keepAliveMs)) {
-        // A request for another backend on the same client connection (the last exchange is over), or a
-        // socket the backend is about to close as idle: a request written into it would be lost.
-        this.#dropUpstream()
-        up = undefined
+      res.on('close', this.#onClose)
+    }
+
+    #onClose = (): void => {
+      // The client went away (or the answer is complete): stop the upstream request if it still runs.
+      if (!this.#done) this.#abort?.(new Error('client closed'))
+      this.#finish()
+    }
+
+    #onDrain = (): void => this.#resume?.()
+
+    #finish(): void {
+      if (this.#done) return
+      this.#done = true
+      registry.end(this.backend)
+    }
+
+    onConnect(abort: (error?: Error) => void): void {
+      if (this.#done) return abort(new Error('client closed'))
+      this.#abort = abort
+    }
+
+    onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+      if (status < 200) return true // interim answers (103) are not passed on
+      this.#resume = resume
+      this.res.on('drain', this.#onDrain)
+      this.res.writeHead(status, statusText || undefined, responseHeaders(raw, this.backend.id, false))
+      return true
+    }
+
+    onData(chunk: Buffer): boolean {
+      return this.res.write(chunk)
+    }
+
+    onComplete(trailers: string[] | Buffer[] | null): void {
+      if (trailers !== null && trailers.length > 0) {
+        const pairs: [string, string][] = []
+        for (let i = 0; i < trailers.length; i += 2) pairs.push([trailers[i]!.toString('latin1'), trailers[i + 1]!.toString('latin1')])
+        this.res.addTrailers(pairs)
       }
-      up ??= this.#connect(backend)
-      this.#toUpstream(joinHead(`${exchange.head}\r\n`, body))
-      if (this.#request!.done) this.#requestDone(exchange)
+      this.#finish()
+      this.res.end()
     }
 
-    #toUpstream(bytes: Buffer | string): void {
-      const up = this.#up
-      if (up === undefined || bytes.length === 0) return
-      if (!up.socket.write(bytes, 'latin1')) {
-        this.#upBlocked = true
-        this.client.pause()
-      }
-    }
-
-    #requestDone(exchange: Exchange): void {
-      exchange.requestDone = true
-      this.#request = undefined
-    }
-
-    /** Resumes reading from the client unless something still holds it. */
-    #flow(): void {
-      if (this.#closed || this.#held || this.#upBlocked) return
-      if (this.#exchange !== undefined && this.#buf !== undefined && this.#buf.length > PIPELINE_BYTES) return
-      this.client.resume()
-    }
-
-    #connect(backend: Backend): Upstream {
-      const socket = connect({ host: registry.backendHost, port: backend.port!, noDelay: true })
-      const up: Upstream = { socket, backend, pending: undefined, scanned: 0, body: undefined, reusable: true, idleSince: 0, keepAliveMs: Number.POSITIVE_INFINITY, error: undefined }
-      this.#up = up
-      socket.on('data', (chunk: Buffer) => this.#onUpData(up, chunk))
-      socket.on('drain', () => {
-        this.#upBlocked = false
-        this.#flow()
-      })
-      socket.on('error', (error: NodeJS.ErrnoException) => {
-        up.error ??= error.code ?? error.message
-      })
-      socket.on('close', () => this.#onUpClose(up))
-      return up
-    }
-
-    #dropUpstream(): void {
-      const up = this.#up
-      this.#up = undefined
-      this.#upBlocked = false
-      up?.socket.destroy()
-    }
-
-    /** Relays backend bytes: interim heads as they are, the final head rewritten, then the body as is. */
-    #onUpData(up: Upstream, chunk: Buffer): void {
-      if (up !== this.#up || this.#closed) return
-      const exchange = this.#exchange
-      if (exchange === undefined || !exchange.counted) {
-        // Bytes outside any exchange: the backend does not speak HTTP/1.1 as expected.
-        return this.#dropUpstream()
-      }
-      let buf = chunk
-      let from = 0
-      for (;;) {
-        if (up.body !== undefined) {
-          let end: number
-          try {
-            end = up.body.feed(buf, from)
-          } catch (error) {
-            return this.#upstreamFailed(up, exchange, (error as FramingError).message)
-          }
-          if (end === -1) return this.#toClient(from === 0 ? buf : buf.subarray(from))
-          this.#toClient(buf.subarray(from, end))
-          if (end !== buf.length) up.reusable = false // bytes past the response: do not trust this socket again
-          return this.#responseDone(up, exchange)
-        }
-        if (up.pending !== undefined) {
-          buf = Buffer.concat([up.pending, from === 0 ? buf : buf.subarray(from)])
-          from = 0
-          up.pending = undefined
-        }
-        let end: number
-        try {
-          end = headEnd(buf, from, up.scanned, MAX_HEAD)
-        } catch {
-          return this.#upstreamFailed(up, exchange, 'response head too large')
-        }
-        if (end === -1) {
-          up.pending = from === 0 ? buf : buf.subarray(from)
-          up.scanned = up.pending.length
-          return
-        }
-        up.scanned = 0
-        let head
-        try {
-          head = parseHead(buf.toString('latin1', from, end), 'response')
-        } catch (error) {
-          return this.#upstreamFailed(up, exchange, (error as HeadError).message)
-        }
-        const status = Number(head.second)
-        if (status === 101) {
-          if (!exchange.upgrade) return this.#upstreamFailed(up, exchange, 'unexpected 101')
-          return this.#tunnel(up, exchange, buf.subarray(from))
-        }
-        if (status < 200) {
-          // 100 Continue, 103 Early Hints: passed through; the final response follows.
-          exchange.answered = true
-          this.#toClient(buf.subarray(from, end))
-          from = end
-          if (from === buf.length) return
-          continue
-        }
-        const headText = this.#finalHead(up, exchange, head.first, status, head.third, head.headers)
-        if (headText === undefined) return // failed
-        const body = up.body!
-        // Body bytes that arrived with the head go in the same write (only those of this response).
-        let bodyEnd = end
-        if (!body.done && end < buf.length) {
-          try {
-            bodyEnd = body.feed(buf, end)
-          } catch (error) {
-            return this.#upstreamFailed(up, exchange, (error as FramingError).message)
-          }
-          if (bodyEnd === -1) bodyEnd = buf.length
-        }
-        this.#toClient(joinHead(headText, bodyEnd === end ? undefined : buf.subarray(end, bodyEnd)))
-        if (body.done) this.#responseDone(up, exchange, bodyEnd === buf.length ? undefined : buf.subarray(bodyEnd))
-        return
-      }
-    }
-
-    /** The final response head, rewritten; sets up the body framer. */
-    #finalHead(up: Upstream, exchange: Exchange, version: string, status: number, reason: string, headers: string[]): string | undefined {
-      let kind
-      try {
-        kind = responseHasBody(exchange.method, status) ? bodyFraming(headers, 'response') : (['none', 0] as const)
-      } catch (error) {
-        this.#upstreamFailed(up, exchange, (error as HeadError).message)
-        return undefined
-      }
-      let text = `HTTP/1.1 ${status} ${reason}\r\n`
-      let cors = false
-      let backendCloses = version === 'HTTP/1.0'
-      for (let i = 0; i < headers.length; i += 2) {
-        const name = headers[i]!
-        const first = name.charCodeAt(0) | 32
-        if (first === 99 /* c */ || first === 107 /* k */ || first === 97 /* a */) {
-          const lower = name.toLowerCase()
-          if (lower === 'connection') {
-            const value = headers[i + 1]!
-            if (hasToken(value, 'close')) backendCloses = true
-            else if (hasToken(value, 'keep-alive')) backendCloses = false
-            continue
-          }
-          if (lower === 'keep-alive') {
-            const hint = /timeout=(\d+)/i.exec(headers[i + 1]!)
-            if (hint !== null) up.keepAliveMs = Number(hint[1]) * 1000 - 1000
-            continue
-          }
-          if (lower.startsWith('access-control-')) cors = true
-        }
-        text += `${name}: ${headers[i + 1]!}\r\n`
-      }
-      text += `x-plane-backend-id: ${up.backend.id}\r\n`
-      // As Plane: CORS headers only when the backend set none itself.
-      if (!cors) text += CORS_RESPONSE
-      const closeDelimited = kind[0] === 'close'
-      if (closeDelimited || backendCloses) up.reusable = false
-      // A body that ends when the backend closes, or an upgrade refused: the client connection ends too.
-      if (closeDelimited || exchange.upgrade) exchange.closeAfter = true
-      // Without a close, say how long an idle connection stays open, so that clients close theirs first.
-      text += exchange.closeAfter ? 'connection: close\r\n' : KEEP_ALIVE
-      up.body = new BodyFramer(kind[0], kind[1])
-      exchange.answered = true
-      return `${text}\r\n`
-    }
-
-    #toClient(bytes: Buffer | string): void {
-      if (bytes.length === 0) return
-      if (!this.client.write(bytes, 'latin1')) this.#up?.socket.pause()
-    }
-
-    /** The response is complete: end the exchange, keep or drop the backend socket, go on with the next request. */
-    #responseDone(up: Upstream, exchange: Exchange, extra?: Buffer): void {
-      up.body = undefined
-      if (extra !== undefined) up.reusable = false
-      up.idleSince = Date.now()
-      this.#uncount(exchange)
-      exchange.cancelHold = undefined
-      // A backend that answered before reading the whole body: the rest of the body has nowhere to go.
-      if (!exchange.requestDone) exchange.closeAfter = true
-      if (!up.reusable) this.#dropUpstream()
-      this.#exchange = undefined
-      if (exchange.closeAfter) {
-        this.#closed = true
-        this.client.end()
-        return
-      }
-      this.#flow()
-      this.#pump()
-      this.#endIfIdle()
-    }
-
-    #uncount(exchange: Exchange): void {
-      if (!exchange.counted) return
-      exchange.counted = false
-      registry.end(exchange.grant.backend)
-    }
-
-    /** The backend failed this exchange: 502 when nothing was answered yet, otherwise cut the client off. */
-    #upstreamFailed(up: Upstream, exchange: Exchange, why: string): void {
-      report(`proxy: ${up.backend.id}: ${why}`)
-      this.#dropUpstream()
-      if (exchange.answered) return this.destroy()
-      this.#fail(502, 'BadGateway', 'the backend did not answer')
-    }
-
-    #onUpClose(up: Upstream): void {
-      if (up !== this.#up) return
-      this.#up = undefined
-      this.#upBlocked = false
-      const exchange = this.#exchange
-      if (this.#closed || exchange === undefined) return // an idle backend socket closed: the next request opens another
-      if (this.#tunneled) return this.destroy()
-      if (up.body !== undefined && up.body.kind === 'close') {
-        // A close-delimited body ends here.
-        up.reusable = false
-        return this.#responseDone(up, exchange)
-      }
-      if (!exchange.counted) return // not sent yet (held): nothing lost
-      this.#upstreamFailed(up, exchange, up.error ?? 'connection closed')
-    }
-
-    /** The backend answered 101: from now on both sockets are one byte stream. */
-    #tunnel(up: Upstream, exchange: Exchange, response: Buffer): void {
-      this.#tunneled = true
-      exchange.answered = true
-      this.client.setTimeout(0)
-      const client = this.client
-      const socket = up.socket
-      client.removeListener('data', this.#onData)
-      socket.removeAllListeners('data')
-      socket.removeAllListeners('drain')
-      client.removeAllListeners('drain')
-      client.removeListener('end', this.#onEnd)
-      client.setNoDelay(true)
-      client.write(response)
-      if (this.#buf !== undefined) socket.write(this.#buf)
-      this.#buf = undefined
-      relay(socket, client)
-      relay(client, socket)
-      socket.resume()
-      client.resume()
-    }
-
-    /** Answers with an error and closes the connection (what follows the failed request is not trusted). */
-    #fail(status: number, code: string, message: string): void {
-      if (this.#closed) return
-      const exchange = this.#exchange
-      if (exchange !== undefined) {
-        exchange.cancelHold?.()
-        this.#uncount(exchange)
-        if (exchange.answered) return this.destroy()
-      }
-      this.#closed = true
-      this.#exchange = undefined
-      this.#dropUpstream()
-      this.#buf = undefined
-      if (!this.client.writable) return void this.client.destroy()
-      this.client.end(errorResponse(status, code, message, true))
-      this.client.resume() // drain what the client still sends until it sees the close
-    }
-
-    /** Ends everything at once: the client, the backend socket, the hold, the activity count. */
-    destroy(): void {
-      this.#closed = true
-      const exchange = this.#exchange
-      if (exchange !== undefined) {
-        exchange.cancelHold?.()
-        this.#uncount(exchange)
-      }
-      this.#dropUpstream()
-      this.client.destroy()
-      connections.delete(this.client)
+    onError(error: Error): void {
+      const wasDone = this.#done
+      this.#finish()
+      if (wasDone) return
+      report(`proxy: ${this.backend.id}: ${(error as NodeJS.ErrnoException).code ?? error.message}`)
+      // Nothing answered yet: 502. Mid-answer: cut the client off, so that it sees the answer is incomplete.
+      if (!this.res.headersSent) sendError(this.res, 502, 'BadGateway', 'the backend did not answer')
+      else this.res.destroy()
     }
   }
 
-  const onConnection = (client: Socket): void => {
-    connections.add(client)
-    new Connection(client)
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const refuse = (status: number, code: string, message: string) => sendError(res, status, code, message)
+    const grant = route(req, refuse)
+    if (grant === undefined) return
+    const url = req.url!
+    const head = upstreamHead(req.rawHeaders, grant, url, req.socket.remoteAddress ?? '', false)
+    if (head === 431) return refuse(431, 'HeaderFieldsTooLarge', 'the request has more header fields than a backend reads')
+    const backend = grant.backend
+    const send = () => {
+      // A held request whose client went away (or ended mid-body) is dropped before it reaches the backend.
+      if (req.destroyed || res.destroyed) return
+      if (backend.ending) return refuse(410, 'Gone', 'the backend is terminating')
+      const exchange = new Exchange(req, res, backend)
+      poolOf(backend).dispatch({ method: req.method!, path: splitToken(url)[1], headers: head.headers, body: head.body ? req : null }, exchange)
+    }
+    whenServable(backend, req.socket, send, refuse)
   }
 
-  /** Ends every client connection (and with it its backend socket). */
+  const onUpgrade = (req: IncomingMessage, client: Socket, early: Buffer): void => {
+    client.on('error', () => client.destroy())
+    const refuse = (status: number, code: string, message: string) => endSocket(client, status, code, message)
+    const grant = route(req, refuse)
+    if (grant === undefined) return
+    const url = req.url!
+    const head = upstreamHead(req.rawHeaders, grant, url, client.remoteAddress ?? '', true)
+    if (head === 431) return refuse(431, 'HeaderFieldsTooLarge', 'the request has more header fields than a backend reads')
+    const backend = grant.backend
+    const send = () => {
+      if (client.destroyed) return
+      if (backend.ending) return refuse(410, 'Gone', 'the backend is terminating')
+      registry.begin(backend)
+      let counted = true
+      const uncount = () => {
+        if (!counted) return
+        counted = false
+        registry.end(backend)
+      }
+      const upstream = httpRequest({
+        host: registry.backendHost,
+        port: backend.port!,
+        method: req.method,
+        path: splitToken(url)[1],
+        headers: head.headers,
+        agent: false,
+      })
+      const gone = () => upstream.destroy()
+      client.once('close', gone)
+      upstream.on('upgrade', (response: IncomingMessage, socket: Socket, rest: Buffer) => {
+        client.off('close', gone)
+        if (client.destroyed) {
+          socket.destroy()
+          return uncount()
+        }
+        let text = `HTTP/1.1 101 ${response.statusMessage ?? 'Switching Protocols'}\r\n`
+        const fields = responseHeaders(response.rawHeaders, backend.id, true)
+        for (let i = 0; i < fields.length; i += 2) text += `${fields[i]}: ${fields[i + 1]}\r\n`
+        client.write(`${text}connection: upgrade\r\n\r\n`, 'latin1')
+        if (rest.length > 0) client.write(rest)
+        if (early.length > 0) socket.write(early)
+        const close = tunnel(client, socket, () => {
+          tunnels.delete(close)
+          uncount()
+        })
+        tunnels.add(close)
+      })
+      upstream.on('response', (response: IncomingMessage) => {
+        // The backend refused the upgrade: its answer goes to the client, and the connection closes.
+        const chunks: Buffer[] = []
+        let size = 0
+        response.on('data', (chunk: Buffer) => {
+          size += chunk.length
+          if (size <= MAX_REFUSAL_BODY) chunks.push(chunk)
+        })
+        response.on('end', () => {
+          client.off('close', gone)
+          uncount()
+          const body = Buffer.concat(chunks)
+          let text = `HTTP/1.1 ${response.statusCode!} ${response.statusMessage ?? ''}\r\n`
+          const fields = responseHeaders(response.rawHeaders, backend.id, false)
+          for (let i = 0; i < fields.length; i += 2) {
+            if (fields[i]!.toLowerCase() !== 'content-length') text += `${fields[i]}: ${fields[i + 1]}\r\n`
+          }
+          if (client.writable) client.end(Buffer.concat([Buffer.from(`${text}content-length: ${body.length}\r\nconnection: close\r\n\r\n`, 'latin1'), body]))
+        })
+        response.on('error', () => {
+          uncount()
+          client.destroy()
+        })
+      })
+      upstream.on('error', (error: NodeJS.ErrnoException) => {
+        client.off('close', gone)
+        uncount()
+        if (client.destroyed) return
+        report(`proxy: ${backend.id}: ${error.code ?? error.message}`)
+        refuse(502, 'BadGateway', 'the backend did not answer')
+      })
+      upstream.end()
+    }
+    whenServable(backend, client, send, refuse)
+  }
+
+  /** CONNECT is not a request a backend can answer. */
+  const onConnect = (_req: IncomingMessage, client: Socket): void => {
+    client.on('error', () => client.destroy())
+    endSocket(client, 400, 'BadRequest', 'CONNECT is not supported')
+  }
+
+  /** Serves `server` (made by {@link createProxyServer}). */
+  const attach = (server: Server): void => {
+    server.on('request', onRequest)
+    server.on('upgrade', onUpgrade)
+    server.on('connect', onConnect)
+  }
+
+  /** Ends every tunnel and every backend pool. */
   const close = () => {
-    for (const socket of connections) socket.destroy()
-    connections.clear()
+    for (const end of [...tunnels]) end()
+    tunnels.clear()
+    for (const pool of pools.values()) pool.destroy().catch(() => {})
+    pools.clear()
   }
 
-  return { onConnection, close }
+  return { attach, close }
 }

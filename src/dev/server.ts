@@ -104,7 +104,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const wildcard = WILDCARDS.has(host)
   try {
     const apiServer = createServer()
-    const proxyServer = createProxyServer()
+    const proxyLimits = { headTimeoutMs: resolved.proxyHeadTimeoutMs, maxConnections: resolved.proxyMaxConnections }
+    const proxyServer = createProxyServer(proxyLimits)
     servers.push(apiServer, proxyServer)
     const port = await listen(apiServer, resolved.port, host)
     const proxyPort = await listen(proxyServer, resolved.proxyPort, host)
@@ -129,17 +130,17 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       holdMs: resolved.holdMs,
       onError: (text) => resolved.onEvent?.({ type: 'message', level: 'warn', text }),
     })
-    const wire = (api: Server, prx: NetServer) => {
+    const wire = (api: Server, prx: Server) => {
       api.on('request', apiHandler)
       api.on('clientError', (_error, socket) => socket.destroy())
-      prx.on('connection', proxy.onConnection)
+      proxy.attach(prx)
     }
     wire(apiServer, proxyServer)
 
     // `localhost` may resolve to ::1 first (newer Node / other hosts files): listen there too.
     if (host === '127.0.0.1' && (await localhostIsIpv6())) {
       const api6 = createServer()
-      const proxy6 = createProxyServer()
+      const proxy6 = createProxyServer(proxyLimits)
       try {
         await listen(api6, port, '::1')
         await listen(proxy6, proxyPort, '::1')

@@ -2,7 +2,8 @@
  * The proxy end to end: token routing and stripping, identity headers, held requests, WebSockets,
  * CORS, and resilience to backends that misbehave.
  */
-import { connect } from 'node:net'
+import { request } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { startDevServer, type DevServer } from '../../src/dev/index.js'
@@ -50,6 +51,21 @@ function rawExchange(base: string, text: string | string[], { halfClose = false 
   })
 }
 
+/** A GET (or `method`) through node:http: status, headers, body and trailers. */
+function get(url: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string; trailers: Record<string, string | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('latin1')
+      res.on('data', (c: string) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body, trailers: res.trailers }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
 /** Splits raw answers into status, headers (lower-cased names) and bodies (Content-Length or chunked). */
 function splitAnswers(raw: string): { status: number; headers: Record<string, string>; body: string }[] {
   const out: { status: number; headers: Record<string, string>; body: string }[] = []
@@ -61,7 +77,10 @@ function splitAnswers(raw: string): { status: number; headers: Record<string, st
     for (const line of lines.slice(1)) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim()
     rest = rest.slice(end + 4)
     let body = ''
-    if (headers['transfer-encoding'] === 'chunked') {
+    const status = Number(lines[0]!.split(' ')[1])
+    if (status === 204 || status === 304) {
+      // no body
+    } else if (headers['transfer-encoding'] === 'chunked') {
       for (;;) {
         const eol = rest.indexOf('\r\n')
         const size = parseInt(rest.slice(0, eol), 16)
@@ -74,7 +93,7 @@ function splitAnswers(raw: string): { status: number; headers: Record<string, st
       body = rest.slice(0, length)
       rest = rest.slice(length)
     }
-    out.push({ status: Number(lines[0]!.split(' ')[1]), headers, body })
+    out.push({ status, headers, body })
   }
   return out
 }
@@ -82,7 +101,7 @@ function splitAnswers(raw: string): { status: number; headers: Record<string, st
 // A backend with the framings the `listen` fixture does not produce (node:http makes them by itself).
 const FRAMINGS = `
 const { createServer } = require('node:http')
-createServer((req, res) => {
+const server = createServer((req, res) => {
   let body = ''
   const chunks = []
   req.on('data', (c) => {
@@ -108,6 +127,12 @@ createServer((req, res) => {
       res.writeHead(200, { 'content-length': '100' })
       res.write('only part')
       setImmediate(() => req.socket.destroy())
+    } else if (req.url === '/trailers') {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ body, headers: req.rawHeaders, trailers: req.rawTrailers }))
+    } else if (req.url === '/tunnels') {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.end(String(tunnels))
     } else if (req.url === '/no-content') {
       res.writeHead(204)
       res.end()
@@ -116,7 +141,22 @@ createServer((req, res) => {
       res.end(req.method === 'HEAD' ? undefined : 'hello')
     }
   })
-}).listen(Number(process.env.PORT), () => console.log('up'))
+})
+// Upgrades: answers 101, echoes what it gets, sends a heartbeat every 20 ms, and never ends its side,
+// even after the client's FIN (its socket closes only once a write finds the other end gone).
+let tunnels = 0
+server.on('upgrade', (req, socket) => {
+  tunnels++
+  const beat = setInterval(() => socket.write('.'), 20)
+  socket.on('close', () => {
+    tunnels--
+    clearInterval(beat)
+  })
+  socket.on('error', () => {})
+  socket.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: test\\r\\nConnection: Upgrade\\r\\n\\r\\n')
+  socket.on('data', (chunk) => socket.write(chunk))
+})
+server.listen(Number(process.env.PORT), () => console.log('up'))
 process.on('SIGTERM', () => process.exit(0))
 `
 
@@ -342,31 +382,33 @@ describe('proxy', () => {
     expect(answers.map((a) => (JSON.parse(a.body) as Echo).headers['x-verified-backend'])).toEqual([one.backend_id, two.backend_id, one.backend_id])
   })
 
-  it('relays chunked responses with trailers, HEAD and 204 answers without bodies, and close-delimited bodies', async () => {
+  it('relays chunked responses with their trailers, HEAD and 204 answers without bodies, and close-delimited bodies', async () => {
     const { url } = await framingServer()
+    // The chunks on the wire are Node's business on both sides; what arrives is the body and its trailers.
+    const chunked = await get(`${url}chunked`)
+    expect(chunked).toMatchObject({ status: 200, body: 'one,two,three', trailers: { 'x-sum': '3' } })
+    expect(chunked.headers['x-plane-backend-id']).toBeDefined()
+    const head = await get(`${url}head`, 'HEAD')
+    expect(head).toMatchObject({ status: 200, body: '' })
+    expect(head.headers['content-length']).toBe('5')
+    expect(await get(`${url}no-content`)).toMatchObject({ status: 204, body: '' })
+    expect(await get(`${url}close-delimited`)).toMatchObject({ status: 200, body: 'until the end' })
+    // The same on one connection, pipelined: no answer's body runs into the next one.
     const { host, pathname } = new URL(url)
     const raw = await rawExchange(
       url,
       `HEAD ${pathname}head HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
         `GET ${pathname}no-content HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
-        `GET ${pathname}chunked HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
-        `GET ${pathname}close-delimited HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+        `GET ${pathname}close-delimited HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
+        `GET ${pathname}x HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
     )
-    const heads = raw.split('\r\n\r\n')
-    expect(heads[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
-    expect(heads[0]!.toLowerCase()).toContain('content-length: 5')
-    expect(heads[1]).toMatch(/^HTTP\/1\.1 204 No Content\r\n/)
-    expect(heads[2]!.toLowerCase()).toContain('transfer-encoding: chunked')
-    expect(heads[3]).toBe('4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\nx-sum: 3')
-    expect(heads[4]!.toLowerCase()).toContain('connection: close')
-    expect(heads[5]).toBe('until the end')
-    // Through fetch as well.
-    const chunked = await fetch(`${url}chunked`)
-    expect(await chunked.text()).toBe('one,two,three')
-    expect(chunked.headers.get('x-plane-backend-id')).not.toBeNull()
-    const head = await fetch(`${url}head`, { method: 'HEAD' })
-    expect(head.headers.get('content-length')).toBe('5')
-    expect(await (await fetch(`${url}close-delimited`)).text()).toBe('until the end')
+    const [first, ...rest] = raw.split(/(?=HTTP\/1\.1 \d{3} )/)
+    expect(first).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n$/)
+    expect(splitAnswers(rest.join('')).map((a) => [a.status, a.body])).toEqual([
+      [204, ''],
+      [200, 'until the end'],
+      [200, 'hello'],
+    ])
   })
 
   it('passes every byte value through unchanged, in bodies that share a packet with their head and larger ones', async () => {
@@ -436,5 +478,131 @@ describe('proxy', () => {
     expect(echo.headers['x-verified-username']).toBe('adax-evil: 1')
     // node:http reads header bytes as latin1: the bytes are the UTF-8 of the JSON.
     expect(Buffer.from(echo.headers['x-verified-user-data']!, 'latin1').toString('utf8')).toBe(JSON.stringify(auth))
+  })
+
+  it('sends identity first and refuses heads with more fields than a Node backend reads (431), so junk fields never push it out', async () => {
+    const server = await startServer('listen')
+    const cr = await connectRaw(server, { key: 'many-fields', user: 'ada' })
+    await waitStatus(server, cr.backend_id, 'ready')
+    let passed = 0
+    let refused = 0
+    // Around Node's limit of 1,000 fields per head: every head passed on arrives whole, identity included.
+    for (let junk = 985; junk <= 1000; junk++) {
+      const headers: Record<string, string> = {}
+      for (let i = 0; i < junk; i++) headers[`j${i}`] = 'v'
+      const answer = await rawRequest(`${cr.url}x`, { headers })
+      if (answer.status === 431) {
+        refused++
+        continue
+      }
+      passed++
+      const echo = JSON.parse(answer.body) as Echo
+      expect(echo.headers['x-verified-username']).toBe('ada')
+      expect(echo.headers['x-verified-secret']).toBe(cr.secret_token)
+      expect(echo.headers['x-forwarded-for']).toBe('127.0.0.1')
+      expect(echo.headers[`j${junk - 1}`]).toBe('v')
+    }
+    expect(passed).toBeGreaterThan(0)
+    expect(refused).toBeGreaterThan(0)
+  })
+
+  it('drops client header names a backend could read as x-verified-* (any case, underscores for dashes)', async () => {
+    const server = await startServer('listen')
+    const cr = await connectRaw(server, { key: 'underscores', user: 'ada' })
+    await waitStatus(server, cr.backend_id, 'ready')
+    const answer = await rawRequest(cr.url, {
+      headers: { x_verified_username: 'admin', X_Verified_Secret: 'guess', 'x-verified_user-data': '{}', x_forwarded_for: '10.0.0.1', 'X-VERIFIED-PATH': '/admin' },
+    })
+    const echo = JSON.parse(answer.body) as Echo
+    const suspicious = Object.keys(echo.headers).filter((name) => /^x[-_](verified|forwarded)[-_]/i.test(name))
+    expect(suspicious.sort()).toEqual(['x-forwarded-for', 'x-forwarded-proto', 'x-verified-backend', 'x-verified-path', 'x-verified-secret', 'x-verified-user-data', 'x-verified-username'])
+    expect(echo.headers['x-verified-username']).toBe('ada')
+    expect(echo.headers['x-verified-path']).toBe(new URL(cr.url).pathname)
+  })
+
+  it('passes no x-verified-* field a client sends as a chunked trailer', async () => {
+    const { url } = await framingServer()
+    const { host, pathname } = new URL(url)
+    const [answer] = splitAnswers(
+      await rawExchange(
+        url,
+        `POST ${pathname}trailers HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\nTrailer: x-verified-username\r\nConnection: close\r\n\r\n` +
+          `4\r\nbody\r\n0\r\nx-verified-username: mallory\r\nX_Verified_Secret: guess\r\n\r\n`,
+      ),
+    )
+    const echo = JSON.parse(answer!.body) as { body: string; headers: string[]; trailers: string[] }
+    expect(echo.body).toBe('body')
+    expect([...echo.headers, ...echo.trailers].join('\n')).not.toMatch(/mallory|guess/)
+  })
+
+  it('answers an LF-only head with 400 and closes', async () => {
+    const server = await startServer('listen')
+    const { host } = new URL(server.proxyUrl)
+    expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\nHost: ${host}\n\n`)).toMatch(/^HTTP\/1\.1 400 /)
+  })
+
+  it('disconnects a client whose head is not complete by the head deadline, however steadily it trickles bytes (408)', async () => {
+    const server = await startServer('listen', { proxyHeadTimeoutMs: 300 })
+    const { hostname, port } = new URL(server.proxyUrl)
+    const socket = connect({ host: hostname, port: Number(port) })
+    let answer = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (chunk: string) => (answer += chunk))
+    socket.on('error', () => {})
+    socket.write('GET /x HTTP/1.1\r\nHost: localhost\r\n')
+    // A field line every 20 ms: each byte is activity, the head never completes.
+    let n = 0
+    const trickle = setInterval(() => socket.writable && socket.write(`x-${n++}: y\r\n`), 20)
+    try {
+      await new Promise((resolve) => socket.once('close', resolve))
+    } finally {
+      clearInterval(trickle)
+    }
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /)
+  })
+
+  it('caps its client connections, so that connections through the proxy cannot exhaust the server (the API keeps answering)', async () => {
+    const server = await startServer('listen', { proxyMaxConnections: 3 })
+    const cr = await connectRaw(server, { key: 'cap' })
+    await waitStatus(server, cr.backend_id, 'ready')
+    const { hostname, port } = new URL(server.proxyUrl)
+    const open = (): Promise<Socket> =>
+      new Promise((resolve, reject) => {
+        const socket = connect({ host: hostname, port: Number(port) })
+        socket.once('connect', () => resolve(socket))
+        socket.once('error', reject)
+      })
+    const held = [await open(), await open(), await open()]
+    const extra = await open()
+    extra.on('error', () => {})
+    // The fourth is closed by the proxy without an answer; the API is unaffected.
+    await new Promise((resolve) => extra.once('close', resolve))
+    expect((await statusOf(server, cr.backend_id)).status).toBe('ready')
+    for (const socket of held) socket.destroy()
+    await eventually(async () => (await fetch(cr.url).then((r) => r.status).catch(() => 0)) === 200, 'a free slot after the others closed')
+  })
+
+  it('ends a tunnel when the client ends its side, even when the backend never ends its own', async () => {
+    const { url } = await framingServer()
+    const { hostname, port, host, pathname } = new URL(url)
+    const client = connect({ host: hostname, port: Number(port), allowHalfOpen: true })
+    let received = ''
+    let sent = false
+    client.setEncoding('latin1')
+    client.on('data', (chunk: string) => {
+      received += chunk
+      if (received.includes('\r\n\r\n') && !sent) {
+        sent = true
+        client.write('ping')
+      }
+      // The echo came back through the tunnel: now the client goes away (FIN).
+      if (received.includes('ping') && !client.writableEnded) client.end()
+    })
+    const ended = new Promise((resolve) => client.once('end', resolve))
+    client.write(`GET ${pathname}t HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n`)
+    await ended // the proxy closed the client's side too
+    expect(received).toMatch(/^HTTP\/1\.1 101 /)
+    // …and the backend's socket: a client that went away never keeps a backend connection open.
+    await eventually(async () => (await get(`${url}tunnels`)).body === '0', 'the backend socket of the tunnel to close')
   })
 })
