@@ -123,6 +123,8 @@ const server = createServer((req, res) => {
       })
     } else if (req.url === '/close-delimited') {
       req.socket.end('HTTP/1.1 200 OK\\r\\ncontent-type: text/plain\\r\\n\\r\\nuntil the end')
+    } else if (req.url === '/garbage') {
+      req.socket.end('ICY 200 OK\\r\\n\\r\\nnot http')
     } else if (req.url === '/cut') {
       res.writeHead(200, { 'content-length': '100' })
       res.write('only part')
@@ -427,6 +429,12 @@ describe('proxy', () => {
     expect(Buffer.from(answer!.body, 'latin1').equals(bytes)).toBe(true)
   })
 
+  it('answers 502 when the backend answers with something that is not HTTP/1.x, and keeps serving', async () => {
+    const { url } = await framingServer()
+    expect((await get(`${url}garbage`)).status).toBe(502)
+    expect((await get(`${url}fine`)).body).toBe('hello')
+  })
+
   it('cuts the client off when the backend closes mid-response, and keeps serving', async () => {
     const { server, url } = await framingServer()
     const response = await fetch(`${url}cut`)
@@ -443,6 +451,35 @@ describe('proxy', () => {
     expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nBad Header: 1\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /)
     expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /)
     expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /)
+  })
+
+  it('refuses malformed or ambiguous request framing with 400 and passes nothing after it on (no smuggled request)', async () => {
+    const server = await startServer('listen')
+    const cr = await connectRaw(server, { key: 'smuggling', user: 'ada' })
+    await waitStatus(server, cr.backend_id, 'ready')
+    const { host, pathname } = new URL(cr.url)
+    const hidden = `GET ${pathname}smuggled HTTP/1.1\r\nHost: ${host}\r\nx-verified-username: mallory\r\n\r\n`
+    const start = `POST ${pathname}a HTTP/1.1\r\nHost: ${host}\r\n`
+    for (const text of [
+      `GET ${pathname}a\r\nHost: ${host}\r\n\r\n`,
+      `GET ${pathname}a HTTP/2.0\r\nHost: ${host}\r\n\r\n`,
+      `G(T ${pathname}a HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+      `${start}No colon\r\n\r\n`,
+      `${start}A: x\r\n folded\r\n\r\n`,
+      `${start}: x\r\n\r\n`,
+      `${start}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+      `${start}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!`,
+      `${start}Content-Length: -1\r\n\r\n`,
+      `${start}Transfer-Encoding: gzip\r\n\r\n`,
+      `${start}Transfer-Encoding: chunked\r\n\r\n0\r\n\n`,
+      `${start}Transfer-Encoding: chunked\r\n\r\n0\r\nx-sum: 3\n\r\n`,
+      `${start}Transfer-Encoding: chunked\r\n\r\n5\nabcde\r\n0\r\n\r\n`,
+      `${start}Transfer-Encoding: chunked\r\n\r\nx\r\n`,
+    ]) {
+      const answer = await rawExchange(cr.url, text + hidden)
+      expect(answer, JSON.stringify(text)).toMatch(/^HTTP\/1\.1 400 /)
+      expect(answer, JSON.stringify(text)).not.toContain('smuggled')
+    }
   })
 
   it('passes interim responses through: 100 Continue reaches the client before it sends the body', async () => {
