@@ -1,41 +1,36 @@
 /**
- * The local server's proxy against talking to the backend directly, same backend, same run.
- * (1) HTTP requests/s and p99 latency from a keep-alive load loop (20 requests in flight) run as a
- * child process, so that the load does not share the proxy's event loop; the order of the rounds
- * rotates so that drift hits every target alike. Two requests: `/` (13 bytes, nothing else: the
- * proxy's pure overhead) and `/doc` (the backend serialises a ~4 KB document, as a real handler
- * does some work). Goals: ≥ 0.6× direct throughput, ≤ 1.5× direct p99.
- * (2) WebSocket echo round trip (sequential, from a child process). Goal: ≤ 1.2× direct.
- * For scale, both parts also measure, in the same rounds:
- * - a bare TCP forwarder in this process (no HTTP parsing, no added headers): the floor of a proxy
- *   written on Node's sockets, on this machine;
- * - nginx (one worker, keep-alive upstream), when an `nginx` binary is on the PATH: what a native
- *   proxy does on this machine. Not a dependency: the line is left out without it.
+ * The local server's proxy against other proxies in front of the same backend, same run:
+ * - `http-proxy` (the most used Node reverse proxy; keep-alive upstream, X-Forwarded-* added): the
+ *   baseline of the goals;
+ * - a bare Node TCP forwarder (bytes in, bytes out: the floor of any proxy written on Node's sockets);
+ * - nginx with one worker (a native proxy), when an `nginx` binary is found; left out without it.
+ * Every subject (and the load generator) runs in a session of its own, as real clients and servers
+ * do: Linux shares CPU between sessions first. Rounds interleave the subjects, the order rotating
+ * each round; figures are medians, ratios the median of the per-round ratios.
+ * (1) CPU per proxied request: the subject's CPU time (all its processes and threads, from /proc)
+ *     over a keep-alive load of 32 requests in flight, divided by the requests answered. On two
+ *     cores, throughput against talking to the backend directly is set by the load generator and
+ *     the backend sharing the CPU; CPU per request is what tells proxies apart. Goal: ≤ 0.70× http-proxy.
+ * (2) Throughput and p99 latency of the same loads. Goals: ≥ 1.00× and ≤ 1.00× http-proxy.
+ * (3) WebSocket echo round trip (sequential). Goal: ≤ 1.10× the bare forwarder.
  * Run alone: `node --import tsx --expose-gc bench/dev-proxy.bench.ts`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startDevServer } from '../src/dev/index.js'
 
-// 5 short rounds rather than 3 long ones: the medians are steadier on a shared machine.
 const ROUNDS = 5
 const MS = 1800
-const CONNECTIONS = 20
+const CONNECTIONS = 32
 const WS_TRIPS = 2000
+const GOALS = { cpu: 0.7, rps: 1.0, p99: 1.0, ws: 1.1 }
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 
-/**
- * Runs a load child in a session of its own, as every real client of the proxy is (a browser, an
- * app server, another terminal). Why: Linux's scheduler autogroups share CPU between sessions
- * first, and the local server starts each backend in a session of its own. A load child left in
- * this process's session would share one CPU share with the proxy while the backend has one to
- * itself, which handicaps only the proxied rounds.
- */
+/** Runs a script to completion in a session of its own; resolves with its stdout. */
 function run(script: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [here(script), ...args], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] })
@@ -46,21 +41,69 @@ function run(script: string, args: string[]): Promise<string> {
   })
 }
 
+/** A long-running subject in a session (and process group) of its own. */
+interface Subject {
+  base: string
+  group: number
+  stop: () => void
+}
+
+/** Starts `command` detached; resolves with the first JSON line it prints. */
+function startSubject(command: string, args: string[]): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+      out += text
+      const line = out.indexOf('\n')
+      if (line !== -1) resolve({ child, info: JSON.parse(out.slice(0, line)) as Record<string, unknown> })
+    })
+    child.on('error', reject)
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)))
+  })
+}
+
+const stopGroup = (group: number) => () => {
+  try {
+    process.kill(-group, 'SIGTERM')
+  } catch {
+    // already gone
+  }
+}
+
+/** CPU time (ms) used so far by every process of a process group (all threads, children reaped excluded). */
+function groupCpuMs(group: number): number {
+  let ticks = 0
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+    } catch {
+      continue
+    }
+    // Fields after the command name (which may contain spaces): state ppid pgrp … utime(14) stime(15).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (Number(fields[2]) === group) ticks += Number(fields[11]) + Number(fields[12])
+  }
+  return ticks * 10 // USER_HZ is 100 on Linux
+}
+
 interface Load {
   rps: number
-  p50: number
   p99: number
+  count: number
   errors: number
 }
 
-async function load(url: string, ms: number): Promise<Load> {
-  const result = JSON.parse(await run('./fixtures/http-load.mjs', [url, String(CONNECTIONS), String(ms)])) as Load
-  if (result.errors > 0) throw new Error(`${url}: ${result.errors} errors`)
+async function load(base: string, path: string, ms: number): Promise<Load> {
+  const result = JSON.parse(await run('./fixtures/http-load.mjs', [base + path, String(CONNECTIONS), String(ms)])) as Load
+  if (result.errors > 0) throw new Error(`${base}: ${result.errors} errors`)
   return result
 }
 
-async function wsTrip(url: string): Promise<number> {
-  return (JSON.parse(await run('./fixtures/ws-client.mjs', [url, String(WS_TRIPS)])) as { mean: number }).mean
+async function wsTrip(base: string): Promise<number> {
+  return (JSON.parse(await run('./fixtures/ws-client.mjs', [base.replace('http', 'ws'), String(WS_TRIPS)])) as { mean: number }).mean
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
@@ -87,9 +130,16 @@ function listening(port: number): Promise<boolean> {
   })
 }
 
-/** nginx as a reference proxy to `backendPort`, or undefined when there is no nginx here. */
-async function startNginx(backendPort: number): Promise<{ base: string; stop: () => void } | undefined> {
-  if (spawnSync('nginx', ['-v']).error !== undefined) return undefined
+/** The nginx binary: on the PATH, or Debian's /usr/sbin/nginx. */
+function findNginx(): string | undefined {
+  if (spawnSync('nginx', ['-v']).error === undefined) return 'nginx'
+  return existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : undefined
+}
+
+/** nginx (one worker, keep-alive upstream) in front of `backendPort`, or undefined without nginx. */
+async function startNginx(backendPort: number): Promise<Subject | undefined> {
+  const binary = findNginx()
+  if (binary === undefined) return undefined
   const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'))
   const port = await freePort()
   writeFileSync(
@@ -98,6 +148,8 @@ async function startNginx(backendPort: number): Promise<{ base: string; stop: ()
 events { worker_connections 1024; }
 http {
   access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
   map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   upstream backend { server 127.0.0.1:${backendPort}; keepalive 64; }
   server {
@@ -107,18 +159,15 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;
+      proxy_set_header X-Forwarded-For $remote_addr;
     }
   }
 }
 `,
   )
-  const child: ChildProcess = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { detached: true, stdio: 'ignore' })
+  const child = spawn(binary, ['-p', dir, '-c', join(dir, 'nginx.conf')], { detached: true, stdio: 'ignore' })
   const stop = () => {
-    try {
-      process.kill(-child.pid!, 'SIGTERM')
-    } catch {
-      // already gone
-    }
+    stopGroup(child.pid!)()
     rmSync(dir, { recursive: true, force: true })
   }
   for (let i = 0; i < 100 && !(await listening(port)); i++) await new Promise((resolve) => setTimeout(resolve, 20))
@@ -126,88 +175,72 @@ http {
     stop()
     return undefined
   }
-  return { base: `http://127.0.0.1:${port}/`, stop }
+  return { base: `http://127.0.0.1:${port}/`, group: child.pid!, stop }
 }
 
-let backendPort = 0
-const dev = await startDevServer({
-  command: [process.execPath, here('./fixtures/dev-hello.mjs')],
-  port: 0,
-  proxyPort: 0,
-  onEvent: (event) => {
-    if (event.type === 'log' && event.line.text.startsWith('port ')) backendPort = Number(event.line.text.slice(5))
-  },
-})
+async function startNode(script: string, args: string[], flags: string[] = []): Promise<Subject & { info: Record<string, unknown> }> {
+  const { child, info } = await startSubject(process.execPath, [...flags, here(script), ...args])
+  child.removeAllListeners('exit')
+  return { base: info.base as string, group: child.pid!, stop: stopGroup(child.pid!), info }
+}
 
-// The floor: a bare TCP forwarder to the backend (bytes in, bytes out, one socket per connection).
-const forwarder = createServer({ noDelay: true }, (client) => {
-  const upstream = connect({ host: '127.0.0.1', port: backendPort, noDelay: true })
-  client.on('data', (chunk: Buffer) => upstream.write(chunk))
-  upstream.on('data', (chunk: Buffer) => client.write(chunk))
-  client.on('error', () => upstream.destroy())
-  upstream.on('error', () => client.destroy())
-  client.on('close', () => upstream.destroy())
-  upstream.on('close', () => client.destroy())
-})
-await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.1', resolve))
-let nginx: Awaited<ReturnType<typeof startNginx>>
-
+const subjects: Record<string, Subject> = {}
 try {
-  const connected = await fetch(`${dev.apiUrl}/v2/service/-/-/connect`, { method: 'POST', body: JSON.stringify({ key: 'bench' }) })
-  const { url: proxyBase, ready_url } = (await connected.json()) as { url: string; ready_url: string }
-  if ((await fetch(ready_url)).status !== 200) throw new Error('backend not ready')
-  nginx = await startNginx(backendPort)
-  const bases: Record<string, string> = {
-    direct: `http://127.0.0.1:${backendPort}/`,
-    proxied: proxyBase,
-    floor: `http://127.0.0.1:${(forwarder.address() as AddressInfo).port}/`,
-    ...(nginx ? { nginx: nginx.base } : {}),
-  }
-  const names = Object.keys(bases)
-  /** `measure` for every target, ROUNDS times, the order rotating each round; the medians by target. */
-  async function rounds<T>(measure: (base: string) => Promise<T>, pick: (result: T) => number[]): Promise<Record<string, number[]>> {
+  const ours = await startNode('./fixtures/proxy-ours.ts', [], ['--import', 'tsx'])
+  subjects.ours = ours
+  const backendPort = String(ours.info.backendPort)
+  subjects['http-proxy'] = await startNode('./fixtures/proxy-http-proxy.mjs', [backendPort])
+  subjects.bare = await startNode('./fixtures/proxy-bare.mjs', [backendPort])
+  const nginx = await startNginx(Number(backendPort))
+  if (nginx) subjects.nginx = nginx
+  const names = Object.keys(subjects)
+  const others = (name: string) => names.filter((n) => n !== name)
+
+  /** Runs `measure` for every subject, ROUNDS times, the order rotating each round. */
+  async function rounds<T>(measure: (name: string) => Promise<T>): Promise<Record<string, T[]>> {
     const all: Record<string, T[]> = Object.fromEntries(names.map((name) => [name, []]))
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < names.length; i++) {
         const name = names[(i + round) % names.length]!
-        all[name]!.push(await measure(bases[name]!))
+        all[name]!.push(await measure(name))
       }
     }
-    return Object.fromEntries(names.map((name) => [name, pick(all[name]![0]!).map((_, k) => median(all[name]!.map((r) => pick(r)[k]!)))]))
+    return all
   }
-  const reference = (ratio: (name: string) => string) =>
-    `  (floor, bare Node TCP forwarder: ${ratio('floor')}${nginx ? `; nginx, one worker: ${ratio('nginx')}` : ''})`
+  /** The median over rounds of `pick(subject) / pick(baseline)`. */
+  const ratio = <T>(all: Record<string, T[]>, name: string, baseline: string, pick: (r: T) => number) =>
+    median(all[name]!.map((r, round) => pick(r) / pick(all[baseline]![round]!)))
 
   for (const [path, label] of [
     ['', '/ (13 bytes: pure proxy overhead)'],
-    ['doc', '/doc (backend serialises 4 KB per request)'],
+    ['doc', '/doc (the backend serialises 4 KB per request)'],
   ] as const) {
-    for (const name of names) await load(bases[name] + path, 600) // warm-up: JIT, keep-alive pools
-    const m = await rounds(
-      (base) => load(base + path, MS),
-      (l) => [l.rps, l.p99],
-    )
-    const [drps, dp99] = m.direct!
-    const [prps, pp99] = m.proxied!
-    const ratio = (name: string) => `${(m[name]![0]! / drps!).toFixed(2)}× throughput, ${(m[name]![1]! / dp99!).toFixed(2)}× p99`
-    console.log(`HTTP ${label}, ${CONNECTIONS} in flight, median of ${ROUNDS} × ${MS / 1000} s`)
-    console.log(`  direct:  ${drps!.toFixed(0)} req/s, p99 ${dp99!.toFixed(2)} ms`)
-    console.log(`  proxied: ${prps!.toFixed(0)} req/s, p99 ${pp99!.toFixed(2)} ms`)
-    console.log(reference(ratio))
-    console.log(`  throughput ${(prps! / drps!).toFixed(2)}× (goal ≥ 0.60×) ${verdict(prps! / drps! >= 0.6)}; p99 ${(pp99! / dp99!).toFixed(2)}× (goal ≤ 1.50×) ${verdict(pp99! / dp99! <= 1.5)}`)
+    for (const name of names) await load(subjects[name]!.base, path, 600) // warm-up: JIT, keep-alive pools
+    const all = await rounds(async (name) => {
+      const { base, group } = subjects[name]!
+      const before = groupCpuMs(group)
+      const result = await load(base, path, MS)
+      return { ...result, cpuUs: ((groupCpuMs(group) - before) * 1000) / result.count }
+    })
+    console.log(`HTTP ${label}, ${CONNECTIONS} in flight, ${ROUNDS} interleaved rounds of ${MS / 1000} s`)
+    for (const name of names) {
+      const r = all[name]!
+      console.log(
+        `  ${name.padEnd(10)} CPU ${median(r.map((x) => x.cpuUs)).toFixed(1).padStart(6)} µs/request, ${median(r.map((x) => x.rps)).toFixed(0).padStart(6)} req/s, p99 ${median(r.map((x) => x.p99)).toFixed(2)} ms`,
+      )
+    }
+    const cpu = ratio(all, 'ours', 'http-proxy', (x) => x.cpuUs)
+    const rps = ratio(all, 'ours', 'http-proxy', (x) => x.rps)
+    const p99 = ratio(all, 'ours', 'http-proxy', (x) => x.p99)
+    console.log(`  ours vs http-proxy: CPU per request ${cpu.toFixed(2)}× (goal ≤ ${GOALS.cpu.toFixed(2)}×) ${verdict(cpu <= GOALS.cpu)}; throughput ${rps.toFixed(2)}× (goal ≥ ${GOALS.rps.toFixed(2)}×) ${verdict(rps >= GOALS.rps)}; p99 ${p99.toFixed(2)}× (goal ≤ ${GOALS.p99.toFixed(2)}×) ${verdict(p99 <= GOALS.p99)}`)
+    console.log(`  for scale, CPU per request vs ours: ${others('ours').map((n) => `${n} ${(1 / ratio(all, 'ours', n, (x) => x.cpuUs)).toFixed(2)}×`).join(', ')}`)
   }
 
-  const ws = await rounds(
-    (base) => wsTrip(base.replace('http', 'ws')),
-    (mean) => [mean],
-  )
-  const wd = ws.direct![0]!
-  const wp = ws.proxied![0]!
-  console.log(`WebSocket echo round trip (32 bytes, mean of ${WS_TRIPS}, median of ${ROUNDS}): direct ${(wd * 1000).toFixed(0)} µs, proxied ${(wp * 1000).toFixed(0)} µs`)
-  console.log(`  ratio ${(wp / wd).toFixed(2)}× (goal ≤ 1.20×) ${verdict(wp / wd <= 1.2)}`)
-  console.log(reference((name) => `${(ws[name]![0]! / wd).toFixed(2)}×`))
+  const ws = await rounds((name) => wsTrip(subjects[name]!.base))
+  console.log(`WebSocket echo round trip (32 bytes, mean of ${WS_TRIPS} sequential, ${ROUNDS} interleaved rounds)`)
+  for (const name of names) console.log(`  ${name.padEnd(10)} ${(median(ws[name]!) * 1000).toFixed(0)} µs`)
+  const wsRatio = ratio(ws, 'ours', 'bare', (x) => x)
+  console.log(`  ours vs the bare forwarder ${wsRatio.toFixed(2)}× (goal ≤ ${GOALS.ws.toFixed(2)}×) ${verdict(wsRatio <= GOALS.ws)}; http-proxy ${ratio(ws, 'http-proxy', 'bare', (x) => x).toFixed(2)}×${subjects.nginx ? `, nginx ${ratio(ws, 'nginx', 'bare', (x) => x).toFixed(2)}×` : ''}`)
 } finally {
-  nginx?.stop()
-  forwarder.close()
-  await dev.close()
+  for (const subject of Object.values(subjects)) subject.stop()
 }

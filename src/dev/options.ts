@@ -76,7 +76,8 @@ export interface DevServerOptions {
    */
   startupTimeoutMs?: number | undefined
   /**
-   * Pause between two readiness probes of a starting backend.
+   * Longest pause between two readiness probes of a starting backend (probes start 1 ms apart and
+   * slow down to this as the start takes longer: a fiftieth of the time waited so far).
    * @default 10
    */
   probeIntervalMs?: number | undefined

@@ -243,9 +243,13 @@ function probeOnce(host: string, port: number, sockets: Set<Socket>): Promise<bo
  * Probes `port` on each of `hosts` (the address the backend was told to bind first, then the other
  * loopback: a backend that binds `localhost` may land on either) every `intervalMs` until one
  * answers a `HEAD /` with `HTTP/` (any status counts), then calls `onReady` once with that host.
- * Returns a function that stops probing.
+ * Returns a function that stops probing. The pause between probes starts at 1 ms and grows with the
+ * time spent waiting (a fiftieth of it) up to `intervalMs`: a backend that starts fast is seen ready
+ * within a millisecond, and a slow one costs at most one probe every `intervalMs`, never more than
+ * 2% added to its start.
  */
 export function probeUntilReady(hosts: readonly string[], port: number, intervalMs: number, onReady: (host: string) => void): () => void {
+  const started = performance.now()
   let stopped = false
   let timer: NodeJS.Timeout | undefined
   const sockets = new Set<Socket>()
@@ -258,7 +262,7 @@ export function probeUntilReady(hosts: readonly string[], port: number, interval
     if (index !== -1) {
       stopped = true
       onReady(hosts[index]!)
-    } else timer = setTimeout(() => void attempt(), intervalMs)
+    } else timer = setTimeout(() => void attempt(), Math.min(intervalMs, Math.max(1, (performance.now() - started) / 50)))
   }
   void attempt()
   return () => {
