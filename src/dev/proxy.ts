@@ -138,7 +138,8 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
   const poolOf = (backend: Backend): Pool => {
     let pool = pools.get(backend)
     if (pool === undefined) {
-      const made = new Pool(`http://${registry.backendHost}:${backend.port!}`, {
+      const host = backend.host ?? registry.backendHost
+      const made = new Pool(`http://${host.includes(':') ? `[${host}]` : host}:${backend.port!}`, {
         connections: null,
         pipelining: 1,
         // A backend may stream (SSE, long-polls) for as long as it likes: no upstream deadlines.
@@ -311,7 +312,7 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
         registry.end(backend)
       }
       const upstream = httpRequest({
-        host: registry.backendHost,
+        host: backend.host ?? registry.backendHost,
         port: backend.port!,
         method: req.method,
         path: splitToken(url)[1],
