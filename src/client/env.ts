@@ -3,21 +3,14 @@
  * `@jamsocket/server` does them (same constants, same error texts), plus a browser check.
  */
 import { JamsocketError } from '../errors.js'
-import { describe, type JamsocketInitOptions } from './options.js'
+import { describe, type JamsocketInitOptions, type JamsocketPlaneInitOptions } from './options.js'
+import { planeTarget, type Target, v2Target } from './targets/index.js'
 
 /** The hosted API. */
 export const JAMSOCKET_API = 'https://api.jamsocket.com'
 /** The dev server's default port. */
 export const JAMSOCKET_DEV_PORT = 8080
 
-/** Where to send requests and with which credentials. @internal */
-export interface Target {
-  readonly apiUrl: string
-  readonly account: string
-  readonly service: string
-  readonly token: string
-  readonly dev: boolean
-}
 
 /** As upstream: an integer, else `Jamsocket dev port must be an integer, got {typeof}`. */
 export function validatePort(port: unknown): number {
@@ -72,16 +65,17 @@ export function resolveTarget(init: JamsocketInitOptions): Target {
   if (init.dev === true) {
     // `port: 0` (falsy) means the default, as upstream.
     const port = init.port ? validatePort(init.port) : JAMSOCKET_DEV_PORT
-    return { apiUrl: `http://localhost:${port}`, account: '-', service: '-', token: '-', dev: true }
+    return v2Target({ apiUrl: `http://localhost:${port}`, account: '-', service: '-', token: '-', dev: true })
   }
+  if ('plane' in init && init.plane !== undefined) return planeTarget(init)
   const raw = init as unknown as Record<string, unknown>
-  return {
+  return v2Target({
     account: requireString(raw, 'account'),
     token: requireString(raw, 'token'),
     service: requireString(raw, 'service'),
     apiUrl: normaliseApiUrl(raw.apiUrl),
     dev: false,
-  }
+  })
 }
 
 /** The environment variables `fromEnv()` reads. */
@@ -89,7 +83,10 @@ export type JamsocketEnv = Record<string, string | undefined>
 
 /**
  * Reads `JAMSOCKET_DEV`, `JAMSOCKET_DEV_PORT`, `JAMSOCKET_ACCOUNT`, `JAMSOCKET_TOKEN`,
- * `JAMSOCKET_SERVICE` and `JAMSOCKET_API_URL`, with upstream's rules and error text.
+ * `JAMSOCKET_SERVICE` and `JAMSOCKET_API_URL`, with upstream's rules and error text, and the
+ * `PLANE_*` variables. Precedence: `JAMSOCKET_DEV=true` first (the local server), then
+ * `PLANE_CONTROLLER_URL` (a Plane cluster; `JAMSOCKET_ACCOUNT`/`_TOKEN`/`_SERVICE` are then ignored),
+ * then the hosted credentials.
  */
 export function initFromEnv(env: JamsocketEnv): JamsocketInitOptions {
   if (typeof env !== 'object' || env === null) {
@@ -105,6 +102,7 @@ export function initFromEnv(env: JamsocketEnv): JamsocketInitOptions {
     }
     return { dev: true, port: validatePort(Number(port)) }
   }
+  if (env.PLANE_CONTROLLER_URL) return planeFromEnv(env)
   const { JAMSOCKET_ACCOUNT: account, JAMSOCKET_TOKEN: token, JAMSOCKET_SERVICE: service } = env
   if (!account || !token || !service) {
     throw new Error(
@@ -113,6 +111,21 @@ export function initFromEnv(env: JamsocketEnv): JamsocketInitOptions {
   }
   const apiUrl = env.JAMSOCKET_API_URL
   return apiUrl ? { account, token, service, apiUrl } : { account, token, service }
+}
+
+/**
+ * `PLANE_CONTROLLER_URL` (set: this is a Plane target), `PLANE_IMAGE` (required with it), and the
+ * optional `PLANE_CLUSTER`, `PLANE_POOL`, `PLANE_TOKEN`. An empty variable counts as unset.
+ */
+function planeFromEnv(env: JamsocketEnv): JamsocketPlaneInitOptions {
+  const image = env.PLANE_IMAGE
+  if (!image) throw new Error('Jamsocket.fromEnv(): PLANE_IMAGE must be provided in the environment with PLANE_CONTROLLER_URL')
+  const init: JamsocketPlaneInitOptions = { plane: env.PLANE_CONTROLLER_URL!, image }
+  if (env.PLANE_CLUSTER) init.cluster = env.PLANE_CLUSTER
+  // An empty pool is the default pool, as unset.
+  if (env.PLANE_POOL) init.pool = env.PLANE_POOL
+  if (env.PLANE_TOKEN) init.token = env.PLANE_TOKEN
+  return init
 }
 
 /** The process environment, or an empty one where there is no `process` (browsers, some edges). */

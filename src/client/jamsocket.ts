@@ -1,10 +1,10 @@
 /**
- * The `Jamsocket` client: spawns and connects to session backends through the v2 HTTP API, with the
- * same constructor, `fromEnv()` and wire as `@jamsocket/server`, plus timeouts, cancellation,
- * retries and typed errors. It holds the account token: server-side only.
+ * The `Jamsocket` client: spawns and connects to session backends through the v2 HTTP API (with the
+ * same constructor, `fromEnv()` and wire as `@jamsocket/server`) or a Plane controller, plus
+ * timeouts, cancellation, retries and typed errors. It holds the token: server-side only. What
+ * differs between targets (paths, bodies) is in `./targets/`; everything here is shared.
  */
 import { checkMs, type FetchLike } from '../abort.js'
-import { ProtocolError } from '../errors.js'
 import { BackendPool, type BackendPoolOptions } from '../pool/pool.js'
 import { BackendHandle, type BackendHandleOptions } from '../status/handle.js'
 import {
@@ -15,7 +15,7 @@ import {
   parseConnectResponse,
   type TerminateResponse,
 } from '../wire.js'
-import { guardBrowser, initFromEnv, type JamsocketEnv, processEnv, resolveTarget, type Target } from './env.js'
+import { guardBrowser, initFromEnv, type JamsocketEnv, processEnv, resolveTarget } from './env.js'
 import {
   describe,
   type JamsocketInitOptions,
@@ -26,28 +26,19 @@ import {
   type TerminateOptions,
 } from './options.js'
 import { statusFetch } from './node-stream.js'
-import { attempt, cacheBuster, type Call } from './request.js'
+import { attempt, type Call } from './request.js'
 import { type RetryMode, withRetries } from './retry.js'
-import { checkBackendId, checkSignal, connectBody } from './validate.js'
+import type { JamsocketSummary, Target } from './targets/index.js'
+import { checkBackendId, checkConnectRequest, checkSignal } from './validate.js'
 
 const OPTION_KEYS = ['fetch', 'retry', 'timeoutMs', 'dangerouslyAllowBrowser'] as const
-const REDACTED = '[redacted]'
-
-/** What `util.inspect` and `JSON.stringify` show of a client: everything but the token. */
-export interface JamsocketSummary {
-  apiUrl: string
-  account: string
-  service: string
-  dev: boolean
-  token: string
-}
 
 /**
- * A client of the Jamsocket v2 API (hosted, a Plane deployment, or the local dev server).
+ * A client of session backends: the hosted Jamsocket v2 API, the local dev server, or a Plane controller.
  *
  * @example
  * ```ts
- * const jamsocket = new Jamsocket({ account, token, service })   // or new Jamsocket({ dev: true })
+ * const jamsocket = new Jamsocket({ account, token, service })   // or { dev: true }, or { plane, image }
  * const backend = await jamsocket.connect({ key: 'doc-42' })
  * await backend.waitUntilReady()
  * ```
@@ -58,8 +49,9 @@ export class Jamsocket {
   readonly #handleOptions: BackendHandleOptions
 
   /**
-   * @param init `{ account, token, service, apiUrl? }`, or `{ dev: true, port? }` for a local dev
-   *   server at `http://localhost:{port}` (account, service and token `-`). Options may be given inline.
+   * @param init `{ account, token, service, apiUrl? }`, `{ dev: true, port? }` for a local dev
+   *   server at `http://localhost:{port}` (account, service and token `-`), or
+   *   `{ plane, image, cluster?, pool?, token? }` for a Plane controller. Options may be given inline.
    * @param options Options; they win over the same options given inline in `init`.
    * @throws TypeError/RangeError for bad input, JamsocketError in a browser unless `dangerouslyAllowBrowser`.
    */
@@ -83,23 +75,25 @@ export class Jamsocket {
   /**
    * A client configured from the environment, as upstream: `JAMSOCKET_DEV=true` (with optional
    * `JAMSOCKET_DEV_PORT`) for the dev server, else `JAMSOCKET_ACCOUNT`, `JAMSOCKET_TOKEN`,
-   * `JAMSOCKET_SERVICE` (all required) and optional `JAMSOCKET_API_URL`.
+   * `JAMSOCKET_SERVICE` (all required) and optional `JAMSOCKET_API_URL`; or, when
+   * `PLANE_CONTROLLER_URL` is set (and `JAMSOCKET_DEV` is not `true`), a Plane target from it,
+   * `PLANE_IMAGE` (required), `PLANE_CLUSTER`, `PLANE_POOL` and `PLANE_TOKEN`.
    */
   static fromEnv(env: JamsocketEnv = processEnv(), options?: JamsocketOptions): Jamsocket {
     return new Jamsocket(initFromEnv(env), options)
   }
 
-  /** The API base URL, without a trailing slash. */
+  /** The API base URL (the controller's for Plane), without a trailing slash. */
   get apiUrl(): string {
     return this.#target.apiUrl
   }
 
-  /** The account name (`-` in dev mode). */
+  /** The account name (`-` in dev mode, `''` for Plane). */
   get account(): string {
     return this.#target.account
   }
 
-  /** The service name (`-` in dev mode). */
+  /** The service name (`-` in dev mode, `''` for Plane). */
   get service(): string {
     return this.#target.service
   }
@@ -114,21 +108,25 @@ export class Jamsocket {
     return this.#target.dev
   }
 
+  /** Which kind of server this client talks to: `'dev'`, `'hosted'` or `'plane'`. */
+  get target(): Target['kind'] {
+    return this.#target.kind
+  }
+
   /**
    * Returns the running backend that holds `request.key`, or spawns one:
-   * `POST {apiUrl}/v2/service/{account}/{service}/connect`. Resolves once the API answered (the
-   * backend is usually still starting: `await handle.waitUntilReady()`).
+   * `POST {apiUrl}/v2/service/{account}/{service}/connect` (Plane: `POST {plane}/ctrl/connect`
+   * with Plane's body). Resolves once the API answered (the backend is usually still starting:
+   * `await handle.waitUntilReady()`).
    *
    * Retried per the client's retry policy; without a `key` only when the request provably did not
    * reach the server or the server answered 429/503, so that it never spawns two backends.
    */
   async connect(request?: ConnectRequest, options: RequestOptions = {}): Promise<BackendHandle> {
-    const body = connectBody(request)
-    const { account, service, apiUrl } = this.#target
-    const url = `${apiUrl}/v2/service/${encodeURIComponent(account)}/${encodeURIComponent(service)}/connect?${cacheBuster()}`
+    const call = this.#target.connect(checkConnectRequest(request))
     const mode: RetryMode = request?.key === undefined ? 'unsent-only' : 'idempotent'
     const requestedAt = performance.now()
-    const json = await this.#run({ operation: 'connect()', method: 'POST', url, headers: this.#authHeaders(), body, withToken: true, backendRoute: false }, mode, options)
+    const json = await this.#run(call, mode, options)
     return new BackendHandle(parseConnectResponse(json), { ...this.#handleOptions, requestedAt })
   }
 
@@ -149,46 +147,34 @@ export class Jamsocket {
   }
 
   /**
-   * The backend's current state: `GET {apiUrl}/v2/backend/{id}/status` (no token is sent).
-   * Rejects with BackendNotFoundError for an unknown backend.
+   * The backend's current state: `GET {apiUrl}/v2/backend/{id}/status` (Plane:
+   * `GET {plane}/pub/b/{id}/status`); no token is sent. Rejects with BackendNotFoundError for an
+   * unknown backend.
    */
   async status(backendId: string, options: RequestOptions = {}): Promise<BackendState> {
     const id = checkBackendId('status()', backendId)
-    const url = `${this.#target.apiUrl}/v2/backend/${encodeURIComponent(id)}/status?${cacheBuster()}`
-    const json = await this.#run(
-      { operation: 'status()', method: 'GET', url, headers: { Accept: 'application/json' }, withToken: false, backendRoute: true },
-      'idempotent',
-      options,
-    )
+    const json = await this.#run(this.#target.status(id), 'idempotent', options)
     return parseBackendState(json)
   }
 
   /**
-   * Asks the backend to stop: `POST {apiUrl}/v2/backend/{id}/terminate` with `{"hard": …}`.
-   * Rejects with BackendNotFoundError for an unknown backend; an HTTPError with
-   * `errorCode === 'BackendNotRunning'` when it has already terminated (hosted API).
+   * Asks the backend to stop: `POST {apiUrl}/v2/backend/{id}/terminate` with `{"hard": …}`
+   * (Plane: `POST {plane}/ctrl/b/{id}/soft-terminate` or `/hard-terminate`, which answers `null`).
+   * Resolves with `{ status: 'ok' }` on every target. Rejects with BackendNotFoundError for an
+   * unknown backend; an HTTPError with `errorCode === 'BackendNotRunning'` when it has already
+   * terminated (hosted API; Plane answers 200).
    */
   async terminate(backendId: string, options: TerminateOptions = {}): Promise<TerminateResponse> {
     const id = checkBackendId('terminate()', backendId)
     const hard = options.hard ?? false
     if (typeof hard !== 'boolean') throw new TypeError(`terminate(): hard must be a boolean, got ${describe(hard)}`)
-    const url = `${this.#target.apiUrl}/v2/backend/${encodeURIComponent(id)}/terminate`
-    const body = JSON.stringify({ hard })
-    const json = await this.#run(
-      { operation: 'terminate()', method: 'POST', url, headers: this.#authHeaders(), body, withToken: true, backendRoute: true },
-      'idempotent',
-      options,
-    )
-    if ((json as { status?: unknown } | null)?.status !== 'ok') {
-      throw new ProtocolError('terminate response: status is not "ok"', 'status')
-    }
-    return { status: 'ok' }
+    const json = await this.#run(this.#target.terminate(id, hard), 'idempotent', options)
+    return this.#target.terminated(json)
   }
 
   /** Everything but the token (`[redacted]`). */
   toJSON(): JamsocketSummary {
-    const { apiUrl, account, service, dev } = this.#target
-    return { apiUrl, account, service, dev, token: REDACTED }
+    return this.#target.summary()
   }
 
   /** `util.inspect()` / `console.log()` show the summary, never the token. */
@@ -196,17 +182,8 @@ export class Jamsocket {
     return `Jamsocket ${JSON.stringify(this.toJSON())}`
   }
 
-  // Built once: they depend only on the fixed token and options (fetch does not mutate them).
-  #authHeadersCache: Readonly<Record<string, string>> | undefined
+  // Built once: it depends only on the fixed token and options.
   #transportCache: { fetch: FetchLike | undefined; token: string } | undefined
-
-  #authHeaders(): Record<string, string> {
-    return (this.#authHeadersCache ??= Object.freeze({
-      Authorization: `Bearer ${this.#target.token}`,
-      'Content-Type': 'application/json',
-      Accept: 'application/json',
-    })) as Record<string, string>
-  }
 
   async #run(call: Call, mode: RetryMode, options: RequestOptions): Promise<unknown> {
     if (typeof options !== 'object' || options === null) throw new TypeError(`${call.operation}: options must be an object, got ${describe(options)}`)

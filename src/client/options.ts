@@ -60,7 +60,7 @@ export interface JamsocketOptions {
   dangerouslyAllowBrowser?: boolean | undefined
 }
 
-/** Connect to the hosted Jamsocket API (or any compatible server, e.g. a Plane deployment). */
+/** Connect to the hosted Jamsocket API (or any server that speaks its v2 API). */
 export interface JamsocketProdInitOptions extends JamsocketOptions {
   /** Your account name. */
   account: string
@@ -86,8 +86,40 @@ export interface JamsocketDevInitOptions extends JamsocketOptions {
   port?: number | undefined
 }
 
-/** What `new Jamsocket()` takes: hosted/self-hosted credentials, or `{ dev: true }`. */
-export type JamsocketInitOptions = JamsocketProdInitOptions | JamsocketDevInitOptions
+/**
+ * Connect to a Plane controller (github.com/jamsocket/plane): backends run `image` on Plane's drones.
+ * The requests are Plane's own (`/ctrl/connect`, `/pub/b/{id}/status`, …); handles, the pool,
+ * retries, timeouts and errors are the same as for the other targets.
+ */
+export interface JamsocketPlaneInitOptions extends JamsocketOptions {
+  /** The controller's URL, e.g. `http://controller.internal:8080`; a trailing slash is removed. */
+  plane: string
+  /**
+   * The image the drones run, e.g. `ghcr.io/acme/editor:1.4`. A connect's `spawn.tag` replaces its
+   * tag. It is also the key's tag, so a key held by a backend of another image answers 409 `KeyHeld`.
+   */
+  image: string
+  /**
+   * The cluster to spawn in (a connect's `spawn.cluster` wins).
+   * @default the controller's `--default-cluster`
+   */
+  cluster?: string | undefined
+  /**
+   * The drone pool to spawn in.
+   * @default '' (the default pool)
+   */
+  pool?: string | undefined
+  /**
+   * A bearer token for a controller behind `--forward-auth`: sent to its `/ctrl` routes only, never
+   * to `/pub`. Kept private: never in URLs, errors, `inspect` or JSON.
+   * @default none
+   */
+  token?: string | undefined
+  dev?: false | undefined
+}
+
+/** What `new Jamsocket()` takes: hosted credentials, `{ dev: true }`, or `{ plane, image }`. */
+export type JamsocketInitOptions = JamsocketProdInitOptions | JamsocketDevInitOptions | JamsocketPlaneInitOptions
 
 /** Per-call options of `status()` and of connect. */
 export interface RequestOptions {

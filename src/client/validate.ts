@@ -91,9 +91,9 @@ function check(value: unknown, kind: Kind | Shape, path: string): void {
   }
 }
 
-/** Validates a ConnectRequest and serialises it (`{}` when there is none). */
-export function connectBody(request: unknown): string {
-  if (request === undefined || request === null) return '{}'
+/** Validates a ConnectRequest (undefined when there is none); targets map it to their own body. */
+export function checkConnectRequest(request: unknown): ConnectRequest | undefined {
+  if (request === undefined || request === null) return undefined
   if (typeof request === 'string') {
     throw new TypeError('connect() takes a ConnectRequest object, got a string: did you mean connect({ key })?')
   }
@@ -101,11 +101,7 @@ export function connectBody(request: unknown): string {
     throw new TypeError(`connect() takes a ConnectRequest object ({ key?, spawn?, user?, auth? }), got ${describe(request)}`)
   }
   check(request, REQUEST, 'request')
-  try {
-    return JSON.stringify(request satisfies ConnectRequest)
-  } catch (error) {
-    throw new TypeError('connect(): request.auth must be JSON-serialisable', { cause: error })
-  }
+  return request as ConnectRequest
 }
 
 /** Validates a backend id argument. */

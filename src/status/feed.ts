@@ -207,13 +207,20 @@ function utf8Bytes(text: string): string {
   return bytes
 }
 
-/** `{status_url}/stream`, keeping a query string in place (`…/status?x=1` → `…/status/stream?x=1`). */
+// Plane's status_url is `{controller}/pub/b/{id}/status` and its stream is a sibling, `…/status-stream`.
+const PLANE_STATUS_PATH = /\/pub\/b\/[^/]+\/status$/
+
+/**
+ * The status stream of a `status_url`, keeping a query string in place: `{status_url}/stream` on
+ * the v2 API (`…/status?x=1` → `…/status/stream?x=1`), `…/pub/b/{id}/status-stream` on Plane.
+ */
 export function statusStreamUrl(statusUrl: string): string {
   const cut = statusUrl.search(/[?#]/)
   const path = cut === -1 ? statusUrl : statusUrl.slice(0, cut)
   let rest = cut === -1 ? '' : statusUrl.slice(cut)
   const hash = rest.indexOf('#')
   if (hash !== -1) rest = rest.slice(0, hash)
+  if (PLANE_STATUS_PATH.test(path)) return `${path}-stream${rest}`
   return `${path.endsWith('/') ? path.slice(0, -1) : path}/stream${rest}`
 }
 
