@@ -223,6 +223,72 @@ export interface PlaneErrorBody {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Plane's controller API (github.com/jamsocket/plane 0.5, `common/src/types`): what the Plane
+// target sends and the local server's Plane routes answer. Fields Plane takes no null for are
+// optional here and must be left out rather than sent as null.
+
+/** Plane's `KeyConfig`: a backend holds at most one key per (namespace, name). */
+export interface PlaneKeyConfig {
+  name: string
+  /** @default '' */
+  namespace?: string
+  /** A live key is only returned to a connect with the same tag (else 409 `KeyHeld`). @default '' */
+  tag?: string
+}
+
+/** Plane's `DockerExecutorConfig` (the drone runs `image`). */
+export interface PlaneExecutable {
+  image: string
+  env?: Record<string, string>
+  resource_limits?: ResourceLimits
+  mount?: string | boolean | null
+  pull_policy?: 'IfNotPresent' | 'Always' | 'Never' | null
+}
+
+/** Plane's `SpawnConfig`. `lifetime_limit_seconds` and `max_idle_seconds` are 32-bit integers. */
+export interface PlaneSpawnConfig {
+  cluster?: string | null
+  pool?: string
+  executable: PlaneExecutable
+  lifetime_limit_seconds?: number | null
+  max_idle_seconds?: number | null
+}
+
+/** The body of `POST /ctrl/connect`. */
+export interface PlaneConnectRequest {
+  key?: PlaneKeyConfig | null
+  spawn_config?: PlaneSpawnConfig | null
+  user?: string | null
+  auth?: Record<string, unknown>
+}
+
+/** Plane's `ConnectResponse`: every key present, nulls included; no `ready_url`. */
+export interface PlaneConnectResponse {
+  backend_id: string
+  spawned: boolean
+  status: BackendStatus
+  token: string
+  url: string
+  subdomain: string | null
+  secret_token: string | null
+  /** `{controller}/pub/b/{id}/status`; the stream is its sibling `…/status-stream`. */
+  status_url: string
+  /** The drone that spawned it; null when the connect returned a running backend. */
+  drone: string | null
+}
+
+/** Plane's `BackendStatusStreamEntry` (`/pub/b/{id}/status` and each status-stream event). */
+export interface PlaneStatusEntry {
+  status: BackendStatus
+  termination_reason?: TerminationReason
+  termination_kind?: TerminationKind
+  /** Only on `terminated`. */
+  exit_error?: boolean
+  /** Milliseconds since the Unix epoch. */
+  time: number
+}
+
+// ---------------------------------------------------------------------------------------------
 // Parsing (lenient reading)
 
 type Obj = Record<string, unknown>

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BackendState, ConnectResponse } from '../wire.js'
 import { parseConnectInput } from './connect-request.js'
 import { isDashboardPath, serveDashboard } from './dashboard.js'
+import { createPlaneHandler } from './plane-api.js'
 import type { ResolvedDevOptions } from './options.js'
 import type { Backend, Registry } from './registry.js'
 import { ApiProblem, CORS_HEADERS, type HostCheck, readBody, sendError, sendJson } from './respond.js'
@@ -54,7 +55,7 @@ function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   return match !== null && timingSafeEqual(digest(match[1]!), expected)
 }
 
-/** The request handler of the API server. */
+/** The request handler of the API server: the v2 routes, and Plane's (`/ctrl`, `/pub`) from the same registry. */
 export function createApiHandler(registry: Registry, options: ResolvedDevOptions, hosts: HostCheck, urls: PublicUrls) {
   const backendOr404 = (res: ServerResponse, id: string | undefined, cors: boolean): Backend | undefined => {
     const backend = id === undefined ? undefined : registry.get(id)
@@ -121,6 +122,8 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
   }
 
   const tokenDigest = options.apiToken === undefined ? undefined : digest(options.apiToken)
+  // Plane's /ctrl routes want the same token (as a controller behind --forward-auth).
+  const plane = createPlaneHandler(registry, options, hosts, urls, (req) => tokenDigest === undefined || bearerMatches(req.headers.authorization, tokenDigest))
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = req.url ?? '/'
@@ -203,6 +206,7 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
       sendError(res, 403, 'InvalidHost', 'this Host is not allowed (DNS rebinding protection; see allowedHosts)')
       return
     }
+    if (plane.handles(req.url)) return plane.handle(req, res)
     route(req, res).catch((error: unknown) => {
       if (error instanceof ApiProblem) {
         // After a 413 the rest of the body is not read: close the connection rather than drain it.

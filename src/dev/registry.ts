@@ -39,6 +39,8 @@ export interface BackendSummary {
   /** ISO time it was scheduled. */
   createdAt: string
   pid: number | undefined
+  /** The image a Plane connect named (the local server runs its one command for every backend). */
+  image?: string
 }
 
 /** What {@link DevServerOptions.onEvent} receives. */
@@ -59,6 +61,8 @@ export interface ConnectContext {
   account: string
   service: string
   environment: string | undefined
+  /** The image of a connect on the Plane routes. */
+  image?: string | undefined
 }
 
 // A backend's tokens are kept until it terminates; past this many the oldest stop working, so that a
@@ -134,7 +138,9 @@ export class Backend {
   }
 
   summary(): BackendSummary {
-    return { id: this.id, key: this.key, status: this.status, createdAt: this.history[0]!.time, pid: this.process?.pid }
+    const summary: BackendSummary = { id: this.id, key: this.key, status: this.status, createdAt: this.history[0]!.time, pid: this.process?.pid }
+    if (this.context.image !== undefined) summary.image = this.context.image
+    return summary
   }
 
   /** `GET /v2/backend/{id}`. */

@@ -9,15 +9,20 @@ import { isBackendStatus, statusRank, type BackendState } from '../wire.js'
 import type { Backend, BackendLogLine } from './registry.js'
 import { CORS_HEADERS } from './respond.js'
 
-/** An open `text/event-stream` response with its keep-alive timer. */
+/**
+ * An open `text/event-stream` response with its keep-alive timer. `spaced` writes `data: ` and
+ * `id: ` with a space after the colon, as Plane 0.5 (axum 0.7) does on its own routes.
+ */
 export class EventStream {
   readonly #res: ServerResponse
   readonly #timer: NodeJS.Timeout
+  readonly #sep: string
   #closed = false
   #onClose: Array<() => void> = []
 
-  constructor(req: IncomingMessage, res: ServerResponse, keepAliveMs: number, cors: boolean) {
+  constructor(req: IncomingMessage, res: ServerResponse, keepAliveMs: number, cors: boolean, spaced = false) {
     this.#res = res
+    this.#sep = spaced ? ': ' : ':'
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',
@@ -41,7 +46,8 @@ export class EventStream {
 
   /** Writes one event. */
   send(data: string, id?: string): void {
-    this.#write(id === undefined ? `data:${data}\n\n` : `data:${data}\nid:${id}\n\n`)
+    const sep = this.#sep
+    this.#write(id === undefined ? `data${sep}${data}\n\n` : `data${sep}${data}\nid${sep}${id}\n\n`)
     this.#timer.refresh() // the keep-alive counts silence, not time
   }
 

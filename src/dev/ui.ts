@@ -67,7 +67,7 @@ export class TerminalUi {
       if (event.state.status === 'ready') entry.readyMs = Date.parse(event.state.time) - Date.parse(event.backend.createdAt)
       const reason = 'termination_reason' in event.state && event.state.termination_reason ? ` (${event.state.termination_reason})` : ''
       const exit = event.state.status === 'terminated' && event.state.exit_error ? ' exit_error' : ''
-      this.#line(entry.summary.id, entry.colour, `${event.state.status}${reason}${exit}${event.state.status === 'scheduled' ? ` key=${event.backend.key}` : ''}`, true)
+      this.#line(entry.summary.id, entry.colour, `${event.state.status}${reason}${exit}${event.state.status === 'scheduled' ? ` key=${event.backend.key}${event.backend.image ? ` image=${event.backend.image}` : ''}` : ''}`, true)
     } else if (event.type === 'log') {
       const entry = this.#backends.get(event.line.backendId)
       this.#line(event.line.backendId, entry?.colour ?? 37, event.line.text, false, event.line.stream === 'stderr')

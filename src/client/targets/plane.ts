@@ -4,7 +4,7 @@
  * same `ConnectRequest` as on v2 is mapped to Plane's shape here, and whatever Plane would answer
  * 422 to (a null where it takes none, a fraction where it takes an integer) is refused up front.
  */
-import type { ConnectRequest, ResourceLimits, SpawnConfig, TerminateResponse } from '../../wire.js'
+import type { ConnectRequest, PlaneConnectRequest, PlaneExecutable, PlaneSpawnConfig, ResourceLimits, SpawnConfig, TerminateResponse } from '../../wire.js'
 import { describe, type JamsocketPlaneInitOptions } from '../options.js'
 import type { Call } from '../request.js'
 import type { JamsocketSummary, Target } from './target.js'
@@ -78,14 +78,14 @@ interface PlaneConfig {
   token: string
 }
 
-function spawnConfig(spawn: SpawnConfig, image: string, config: PlaneConfig): Record<string, unknown> {
+function spawnConfig(spawn: SpawnConfig, image: string, config: PlaneConfig): PlaneSpawnConfig {
   // Option fields may be omitted or null; the others (pool, env, resource_limits) must be omitted: null answers 422.
-  const out: Record<string, unknown> = {}
+  const out = {} as PlaneSpawnConfig
   const cluster = spawn.cluster ?? config.cluster
   if (cluster === '') fail('request.spawn.cluster', 'a non-empty string', cluster)
   if (cluster !== undefined) out.cluster = cluster
   if (config.pool !== undefined) out.pool = config.pool
-  const executable: Record<string, unknown> = { image }
+  const executable: PlaneExecutable = { image }
   const given = spawn.executable
   if (given?.env !== undefined) executable.env = given.env
   if (given?.resource_limits !== undefined) executable.resource_limits = resourceLimits(given.resource_limits)
@@ -104,7 +104,7 @@ function spawnConfig(spawn: SpawnConfig, image: string, config: PlaneConfig): Re
 function connectBody(request: ConnectRequest | undefined, config: PlaneConfig): string {
   const spawn = request?.spawn
   const image = typeof spawn === 'object' && spawn.tag !== undefined ? withImageTag(config.image, spawn.tag) : config.image
-  const body: Record<string, unknown> = {
+  const body: PlaneConnectRequest = {
     // The key's tag is the image reference, as Plane's CLI does: a key held by another image answers 409 KeyHeld.
     key: request?.key === undefined ? null : { name: request.key, namespace: '', tag: image },
     spawn_config: spawn === false ? null : spawnConfig(typeof spawn === 'object' ? spawn : {}, image, config),
