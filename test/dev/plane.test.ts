@@ -182,6 +182,24 @@ describe('Plane’s routes on the wire', () => {
     expect(server.events.some((e) => e.type === 'status')).toBe(false)
   })
 
+  it('cluster, pool and the Docker-only executable fields are accepted and ignored; what only a cluster does is refused with 400 Other', async () => {
+    const server = await startServer('listen')
+    const docker = { image: IMAGE, pull_policy: 'Never', credentials: null, network_name: null }
+    const accepted = await ctrlConnect(server, { key: { name: 'c' }, spawn_config: { cluster: 'plane.acme.dev', pool: 'gpu', executable: docker } })
+    expect(accepted.status).toBe(200)
+    const refused: Array<[object, string]> = [
+      [{ key: { name: 'n', namespace: 'team-a' }, spawn_config: { executable: { image: IMAGE } } }, 'key namespaces'],
+      [{ spawn_config: { executable: { image: IMAGE }, use_static_token: true } }, 'static tokens'],
+      [{ spawn_config: { executable: { image: IMAGE }, subdomain: 'abc' } }, 'subdomains'],
+      [{ spawn_config: { executable: { image: IMAGE }, id: 'my-backend' } }, 'custom backend ids'],
+    ]
+    for (const [body, what] of refused) {
+      const answer = await ctrlConnect(server, body)
+      expect(answer.status, what).toBe(400)
+      expect(answer.json()).toMatchObject({ kind: 'Other', message: `${what} are not supported by the local server` })
+    }
+  })
+
   it('terminate answers 200 with the body null', async () => {
     const server = await startServer('listen')
     const { backend_id: id } = (await ctrlConnect(server, spawnBody('t'))).json() as { backend_id: string }
@@ -245,6 +263,7 @@ describe('Plane’s routes on the wire', () => {
     expect(preflight.status).toBe(200)
     expect(preflight.headers.get('access-control-allow-origin')).toBe('*')
     expect(preflight.headers.get('access-control-allow-methods')).toBe('GET,POST')
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('content-type')
     // A web page may not spawn processes through /ctrl.
     const fromPage = await fetch(`${server.apiUrl}/ctrl/connect`, { method: 'POST', headers: { origin: 'https://evil.example', 'content-type': 'application/json' }, body: JSON.stringify(spawnBody('p')) })
     expect(fromPage.status).toBe(403)
