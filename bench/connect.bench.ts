@@ -1,9 +1,11 @@
 /**
  * The client's own overhead per `connect()`: `jamsocket.connect()` against a bare `fetch` +
  * `JSON.parse` of the same call (same URL shape, headers and body), both against one local
- * node:http server answering a fixed ConnectResponse, in the same run. Rounds are interleaved (and
- * their order alternated) so that drift (JIT, GC, other load on the machine) hits both sides alike.
- * Goal: ≤ 1.10×. Run alone: `node --import tsx --expose-gc bench/connect.bench.ts`.
+ * node:http server answering a fixed ConnectResponse, in the same run — for the v2 route and for
+ * Plane's (`POST /ctrl/connect` with Plane's body, against a bare fetch of that same request).
+ * Rounds are interleaved (and their order alternated) so that drift (JIT, GC, other load on the
+ * machine) hits every side alike. Goal: ≤ 1.10× for both targets.
+ * Run alone: `node --import tsx --expose-gc bench/connect.bench.ts`.
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -25,11 +27,25 @@ const body = JSON.stringify({
   ready_url: '',
 })
 
+// Plane's ConnectResponse: every key, nulls included, no ready_url.
+const planeBody = JSON.stringify({
+  backend_id: 'k3bq0x5zjd8wpv',
+  spawned: true,
+  status: 'scheduled',
+  token: 'vqW4nT1bY0cLk3mZpR8sXa2dF6gH9jK5lQ7wE4tUi0o',
+  url: 'https://plane.acme.dev/vqW4nT1bY0cLk3mZpR8sXa2dF6gH9jK5lQ7wE4tUi0o/',
+  subdomain: null,
+  secret_token: 'Zx8c7v6b5n4m3a2s1d0f9g8h7j6k5l4q3w2e1r0t9y8',
+  status_url: 'http://controller.internal:8080/pub/b/k3bq0x5zjd8wpv/status',
+  drone: 'dr-m2x8q0n7c5v1zt',
+})
+
 const server = createServer((req, res) => {
   req.resume()
   req.on('end', () => {
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
-    res.end(body)
+    const answer = req.url === '/ctrl/connect' ? planeBody : body
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) })
+    res.end(answer)
   })
 })
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -37,10 +53,27 @@ const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 const token = 'bench-token-0123456789'
 
 const jamsocket = new Jamsocket({ account: 'acme', token, service: 'editor', apiUrl })
+const image = 'ghcr.io/acme/editor:1.4'
+const plane = new Jamsocket({ plane: apiUrl, image, token })
 const request = { key: 'doc-42' }
 
 async function viaClient(): Promise<void> {
   await jamsocket.connect(request)
+}
+
+async function viaPlane(): Promise<void> {
+  await plane.connect(request)
+}
+
+// The same Plane request written by hand: Plane's body for { key }, parsed, nothing else.
+async function barePlane(): Promise<void> {
+  const response = await fetch(`${apiUrl}/ctrl/connect`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify({ key: { name: request.key, namespace: '', tag: image }, spawn_config: { executable: { image } } }),
+  })
+  if (!response.ok) throw new Error(`status ${response.status}`)
+  JSON.parse(await response.text())
 }
 
 // What a hand-written call does: the same request, parsed, nothing else.
@@ -73,17 +106,20 @@ for (let i = 0; i < WARMUP; i++) {
   await viaClient()
   await bare()
   await bareWithTimeout()
+  await viaPlane()
+  await barePlane()
 }
 
 // Calls alternate one by one (and which side goes first alternates each round), so that drift —
 // JIT, GC, other load on a shared machine — hits both sides alike.
-const sides = [viaClient, bare, bareWithTimeout]
-const samples: number[][] = [[], [], []]
+const sides = [viaClient, bare, bareWithTimeout, viaPlane, barePlane]
+const samples: number[][] = [[], [], [], [], []]
 const ratios: number[] = []
+const planeRatios: number[] = []
 let rounds = 0
 for (let r = 0; r < ROUNDS && Date.now() < deadline; r++) {
   globalThis.gc?.()
-  const totals = [0, 0, 0]
+  const totals = [0, 0, 0, 0, 0]
   for (let i = 0; i < PER_ROUND; i++) {
     for (let k = 0; k < sides.length; k++) {
       const side = (i + r + k) % sides.length
@@ -95,9 +131,10 @@ for (let r = 0; r < ROUNDS && Date.now() < deadline; r++) {
     }
   }
   ratios.push(totals[0]! / totals[1]!)
+  planeRatios.push(totals[3]! / totals[4]!)
   rounds++
 }
-const [clientSamples, bareSamples, timeoutSamples] = samples as [number[], number[], number[]]
+const [clientSamples, bareSamples, timeoutSamples, planeSamples, barePlaneSamples] = samples as [number[], number[], number[], number[], number[]]
 server.closeAllConnections()
 server.close()
 
@@ -120,3 +157,17 @@ console.log(
     `(rounds ${sortedRatios[0]!.toFixed(3)}–${sortedRatios.at(-1)!.toFixed(3)}×)`,
 )
 console.log(`  goal ≤ ${GOAL.toFixed(2)}×: ${ratio <= GOAL ? 'met' : 'NOT met'}`)
+
+const planeMean = sum(planeSamples) / calls
+const barePlaneMean = sum(barePlaneSamples) / calls
+const planeRatio = median(planeRatios)
+const v2Ratio = median(ratios)
+const sortedPlane = [...planeRatios].sort((a, b) => a - b)
+console.log(`connect() on Plane's route (POST /ctrl/connect, Plane's body), same run, interleaved with the above`)
+console.log(`  plane.connect()          mean ${planeMean.toFixed(1)} µs/call, median ${median(planeSamples).toFixed(1)} µs`)
+console.log(`  bare fetch + JSON.parse  mean ${barePlaneMean.toFixed(1)} µs/call, median ${median(barePlaneSamples).toFixed(1)} µs (baseline)`)
+console.log(
+  `  ratio ${planeRatio.toFixed(3)}× (median of ${rounds} rounds, ${sortedPlane[0]!.toFixed(3)}–${sortedPlane.at(-1)!.toFixed(3)}×) ` +
+    `beside v2's ${v2Ratio.toFixed(3)}× (median of rounds)`,
+)
+console.log(`  goal ≤ ${GOAL.toFixed(2)}×: ${planeRatio <= GOAL ? 'met' : 'NOT met'}`)
