@@ -219,7 +219,7 @@ export function createPlaneHandler(
     if (request.user !== undefined && request.user !== null) v2.user = request.user
     if (request.auth !== undefined) v2.auth = request.auth
     // A Plane key's tag is always compared ('' by default), with or without a spawn config.
-    const input = { ...parseConnectInput(JSON.stringify(v2)), tag: typeof key?.tag === 'string' ? key.tag : '' }
+    const input = { ...parseConnectInput(JSON.stringify(v2), options), tag: typeof key?.tag === 'string' ? key.tag : '' }
     const image = spawn ? (executable.image as string) : undefined
     const { backend, token, spawned } = registry.connect(input, { account: '-', service: '-', environment: undefined, image })
     const answer: PlaneConnectResponse = {

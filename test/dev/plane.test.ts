@@ -179,7 +179,22 @@ describe('Plane’s routes on the wire', () => {
     const climbing = await ctrlConnect(server, { ...spawnBody('m'), spawn_config: { executable: { image: IMAGE, mount: '../elsewhere' } } })
     expect(climbing.status).toBe(400)
     expect(climbing.json()).toMatchObject({ kind: 'Other', message: expect.stringContaining('mount') })
+    const loader = await ctrlConnect(server, { ...spawnBody('l'), spawn_config: { executable: { image: IMAGE, env: { NODE_OPTIONS: '--require /tmp/x.js' } } } })
+    expect(loader.status).toBe(400)
+    expect(loader.json()).toMatchObject({ kind: 'Other', message: expect.stringContaining('NODE_OPTIONS') })
     expect(server.events.some((e) => e.type === 'status')).toBe(false)
+  })
+
+  it('with an API token, /ctrl wants it as a bearer (401 Unauthorized in plain text otherwise); /pub stays public', async () => {
+    const apiToken = 'dev-api-token-0123456789abcdef'
+    const server = await startServer('listen', { apiToken })
+    const refused = await ctrlConnect(server, spawnBody('a'))
+    expect([refused.status, refused.text]).toEqual([401, 'Unauthorized'])
+    const handle = await plane(server, { token: apiToken }).connect({ key: 'a' })
+    expect((await fetch(`${server.apiUrl}/pub/b/${handle.backend_id}/status`)).status).toBe(200)
+    await handle.waitUntilReady({ timeoutMs: 10_000 })
+    await expect(plane(server).terminate(handle.backend_id)).rejects.toMatchObject({ status: 401 })
+    await expect(plane(server, { token: apiToken }).terminate(handle.backend_id)).resolves.toEqual({ status: 'ok' })
   })
 
   it('cluster, pool and the Docker-only executable fields are accepted and ignored; what only a cluster does is refused with 400 Other', async () => {
