@@ -210,6 +210,12 @@ function utf8Bytes(text: string): string {
 // Plane's status_url is `{controller}/pub/b/{id}/status` and its stream is a sibling, `…/status-stream`.
 const PLANE_STATUS_PATH = /\/pub\/b\/[^/]+\/status$/
 
+/** True for Plane's `status_url` (`…/pub/b/{id}/status`, a query or fragment aside). */
+export function isPlaneStatusUrl(statusUrl: string): boolean {
+  const cut = statusUrl.search(/[?#]/)
+  return PLANE_STATUS_PATH.test(cut === -1 ? statusUrl : statusUrl.slice(0, cut))
+}
+
 /**
  * The status stream of a `status_url`, keeping a query string in place: `{status_url}/stream` on
  * the v2 API (`…/status?x=1` → `…/status/stream?x=1`), `…/pub/b/{id}/status-stream` on Plane.
@@ -277,6 +283,12 @@ function resolveSettings(options: StatusFeedOptions): Settings {
 export class StatusFeed {
   readonly #backendId: string
   readonly #url: string
+  /**
+   * Whether reconnects send `Last-Event-ID`. Not to Plane: its /pub CORS allows no request header but
+   * content-type, so a browser on another origin could not reconnect with it, and Plane replays the
+   * whole history without it, which the rank rule drops.
+   */
+  readonly #resumes: boolean
   readonly #settings: Settings
   #state: BackendState
   #rank: number
@@ -302,6 +314,7 @@ export class StatusFeed {
   constructor(response: ConnectResponse, options: StatusFeedOptions = {}) {
     this.#backendId = response.backend_id
     this.#url = statusStreamUrl(response.status_url)
+    this.#resumes = !isPlaneStatusUrl(response.status_url)
     this.#settings = resolveSettings(options)
     // Before the stream says anything, the state is the connect response's status (provisional: for
     // an ending status the response carries no termination_reason; the stream's copy fills it in).
@@ -508,7 +521,7 @@ export class StatusFeed {
     const startRank = this.#rank
     try {
       const headers: Record<string, string> = { accept: 'text/event-stream' }
-      if (this.#lastEventId) headers['last-event-id'] = utf8Bytes(this.#lastEventId)
+      if (this.#lastEventId && this.#resumes) headers['last-event-id'] = utf8Bytes(this.#lastEventId)
       let response: Response
       try {
         response = await s.fetch(this.#url, { headers, signal: conn.controller.signal, cache: 'no-store' } as RequestInit)
