@@ -1,14 +1,14 @@
 /**
  * The client's own overhead per `connect()`: `jamsocket.connect()` against a bare `fetch` +
  * `JSON.parse` of the same call (same URL shape, headers and body), both against one local
- * node:http server answering a fixed ConnectResponse, in the same run — for the v2 route and for
+ * node:http server (a child process) answering a fixed ConnectResponse, in the same run — for the v2 route and for
  * Plane's (`POST /ctrl/connect` with Plane's body, against a bare fetch of that same request).
  * Rounds are interleaved (and their order alternated) so that drift (JIT, GC, other load on the
  * machine) hits every side alike. Goal: ≤ 1.10× for both targets.
  * Run alone: `node --import tsx --expose-gc bench/connect.bench.ts`.
  */
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { Jamsocket } from '../src/client/index.js'
 
 const ROUNDS = 10
@@ -16,40 +16,14 @@ const PER_ROUND = 500 // 5,000 calls per side in all
 const WARMUP = 1_000
 const GOAL = 1.1
 
-const body = JSON.stringify({
-  backend_id: 'b1x2y3',
-  spawned: true,
-  status: 'scheduled',
-  token: 'conn-tok-1',
-  url: 'https://b1x2y3.p.jamsocket.net/conn-tok-1/',
-  secret_token: 'backend-secret',
-  status_url: 'https://api.jamsocket.com/v2/backend/b1x2y3/status',
-  ready_url: '',
+// The API runs in a child process in a session of its own (detached), so that its work is not
+// counted with the client's and it never outlives this run.
+const child = fork(fileURLToPath(new URL('./fixtures/connect-api.mjs', import.meta.url)), [], {
+  detached: true,
+  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
 })
-
-// Plane's ConnectResponse: every key, nulls included, no ready_url.
-const planeBody = JSON.stringify({
-  backend_id: 'k3bq0x5zjd8wpv',
-  spawned: true,
-  status: 'scheduled',
-  token: 'vqW4nT1bY0cLk3mZpR8sXa2dF6gH9jK5lQ7wE4tUi0o',
-  url: 'https://plane.acme.dev/vqW4nT1bY0cLk3mZpR8sXa2dF6gH9jK5lQ7wE4tUi0o/',
-  subdomain: null,
-  secret_token: 'Zx8c7v6b5n4m3a2s1d0f9g8h7j6k5l4q3w2e1r0t9y8',
-  status_url: 'http://controller.internal:8080/pub/b/k3bq0x5zjd8wpv/status',
-  drone: 'dr-m2x8q0n7c5v1zt',
-})
-
-const server = createServer((req, res) => {
-  req.resume()
-  req.on('end', () => {
-    const answer = req.url === '/ctrl/connect' ? planeBody : body
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) })
-    res.end(answer)
-  })
-})
-await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)))
+const apiUrl = `http://127.0.0.1:${port}`
 const token = 'bench-token-0123456789'
 
 const jamsocket = new Jamsocket({ account: 'acme', token, service: 'editor', apiUrl })
@@ -135,8 +109,7 @@ for (let r = 0; r < ROUNDS && Date.now() < deadline; r++) {
   rounds++
 }
 const [clientSamples, bareSamples, timeoutSamples, planeSamples, barePlaneSamples] = samples as [number[], number[], number[], number[], number[]]
-server.closeAllConnections()
-server.close()
+child.kill()
 
 const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0)
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
