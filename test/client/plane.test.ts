@@ -7,10 +7,10 @@ import { inspect } from 'node:util'
 import { describe, expect, it, vi } from 'vitest'
 import { Jamsocket } from '../../src/client/index.js'
 import { withImageTag } from '../../src/client/targets/index.js'
-import { AuthenticationError, BackendNotFoundError, BackendTerminatedError, HTTPError, type JamsocketError } from '../../src/errors.js'
+import { AuthenticationError, BackendNotFoundError, BackendTerminatedError, HTTPError, type JamsocketError, TimeoutError } from '../../src/errors.js'
 import { BackendHandle } from '../../src/status/index.js'
 import type { ConnectResponse } from '../../src/wire.js'
-import { json, type Recorded, recordingFetch } from './helpers.js'
+import { hangingFetch, json, type Recorded, recordingFetch } from './helpers.js'
 
 const PLANE = 'http://controller.internal:8080'
 const IMAGE = 'ghcr.io/acme/editor:1.4'
@@ -349,6 +349,21 @@ describe('Plane’s errors', () => {
     fetch = recordingFetch(noDrone)
     await fail(retrying(fetch).connect())
     expect(fetch.calls).toHaveLength(1)
+  })
+})
+
+describe('timeouts and cancellation, as on v2', () => {
+  it('a stalled controller → TimeoutError per attempt; an abort → signal.reason, without retrying', async () => {
+    const fetch = hangingFetch()
+    const jamsocket = new Jamsocket({ plane: PLANE, image: IMAGE, fetch, retry: false })
+    const timedOut = await fail(jamsocket.connect({ key: 'k' }, { timeoutMs: 20 }))
+    expect(TimeoutError.isInstance(timedOut)).toBe(true)
+    const controller = new AbortController()
+    const reason = new Error('user left')
+    const pending = fail(new Jamsocket({ plane: PLANE, image: IMAGE, fetch }).terminate(BACKEND, { signal: controller.signal }))
+    controller.abort(reason)
+    expect(await pending).toBe(reason)
+    expect(fetch.calls).toBe(2)
   })
 })
 
