@@ -19,6 +19,7 @@ import {
 import { parseBackendState, statusRank, type BackendState, type ConnectResponse } from '../wire.js'
 import { backoffDelay, MAX_RETRY_AFTER_MS, parseRetryAfter, reconnectBase } from './backoff.js'
 import { DEFAULT_MAX_EVENT_BYTES, readEventStream, type SseHandlers, type SseMessage } from './sse.js'
+import { defaultStreamFetch } from './transport.js'
 
 /** How the feed reconnects after the stream drops or fails. */
 export interface ReconnectOptions {
@@ -36,7 +37,11 @@ export interface ReconnectOptions {
 
 /** Options of a {@link StatusFeed}. */
 export interface StatusFeedOptions {
-  /** The fetch used for the status stream. @default globalThis.fetch */
+  /**
+   * The fetch used for the status stream. @default globalThis.fetch; on Node, once the client
+   * (`session-backends`) is loaded, event streams go over `node:http` while `globalThis.fetch` is
+   * Node's own
+   */
   fetch?: FetchLike
   /** Reconnect timing. @default { minDelayMs: 500, maxDelayMs: 30_000, maxAttempts: Infinity } */
   reconnect?: ReconnectOptions
@@ -165,8 +170,6 @@ function sleep(ms: number, run: Run): Promise<void> {
 /** A connection that stayed open this long counts as healthy even without news (backoff resets). */
 const HEALTHY_AFTER_MS = 30_000
 
-/** Calls the global fetch at call time (a polyfill or mock installed later is honoured). */
-const globalFetch: FetchLike = (input, init) => globalThis.fetch(input, init)
 
 /**
  * Calls every listener with `value`. A throwing listener must not break following, the other
@@ -233,7 +236,7 @@ export function statusStreamUrl(statusUrl: string): string {
 const NO_HISTORY: readonly BackendState[] = Object.freeze([])
 
 const DEFAULTS: Settings = {
-  fetch: globalFetch,
+  fetch: defaultStreamFetch,
   minDelayMs: 500,
   maxDelayMs: 30_000,
   maxAttempts: Infinity,
@@ -259,7 +262,7 @@ function resolveSettings(options: StatusFeedOptions): Settings {
   if (options.fetch !== undefined && typeof options.fetch !== 'function') throw new TypeError('fetch must be a function')
   const minDelayMs = reconnect.minDelayMs ?? 500
   return {
-    fetch: options.fetch ?? globalFetch,
+    fetch: options.fetch ?? defaultStreamFetch,
     minDelayMs,
     maxDelayMs: Math.max(minDelayMs, reconnect.maxDelayMs ?? 30_000),
     maxAttempts,

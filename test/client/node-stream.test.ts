@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { statusFetch } from '../../src/client/node-stream.js'
-import { Jamsocket } from '../../src/index.js'
+import { BackendHandle, Jamsocket } from '../../src/index.js'
 import { frame, startSseServer, stateOf, until, type SseServer } from '../helpers/sse-server.js'
 
 const servers: SseServer[] = []
@@ -155,5 +155,41 @@ describe('node:http status transport', () => {
     await until(() => seen.includes('terminated'), 'terminated')
     expect(seen).toEqual([...lifecycle])
     expect(server.hits('/stream')).toBe(2)
+  })
+
+  describe('the default transport of every handle on Node, however it was made', () => {
+    const lifecycle = ['scheduled', 'ready', 'terminated'] as const
+    const script = async (c: Parameters<Parameters<typeof startSseServer>[0]>[0]) => {
+      await c.write(lifecycle.map((status, i) => frame(stateOf(status, i))).join(''))
+      c.end()
+    }
+    const follow = async (handle: BackendHandle) => {
+      const seen: string[] = []
+      handle.on('status', (s) => seen.push(s.status))
+      await until(() => seen.includes('terminated'), 'terminated')
+      expect(seen).toEqual([...lifecycle])
+    }
+
+    it('new BackendHandle(connectResponse) follows over node:http, as a handle from the client does', async () => {
+      const server = await serve(script)
+      await follow(new BackendHandle(server.connectResponse('made-by-hand')))
+      await follow(new Jamsocket({ dev: true }).handle(server.connectResponse('from-the-client')))
+      // fetch (undici) sends sec-fetch-mode on every request; node:http does not.
+      expect(server.requests.map((r) => r.secFetchMode)).toEqual([undefined, undefined])
+      // The check can tell: a handle given a fetch follows with it.
+      await follow(new BackendHandle(server.connectResponse('given-fetch'), { fetch: (input, init) => globalThis.fetch(input, init) }))
+      expect(server.requests[2]!.secFetchMode).toBe('cors')
+    })
+
+    it("a fetch installed in place of Node's own (a mock, msw, an APM wrapper) is used for the streams of every handle", async () => {
+      const server = await serve(script)
+      const spy = vi.spyOn(globalThis, 'fetch')
+      await follow(new BackendHandle(server.connectResponse('by-hand')))
+      await follow(new Jamsocket({ dev: true }).handle(server.connectResponse('client')))
+      expect(spy.mock.calls.map(([url]) => String(url))).toEqual([
+        `${server.origin}/v2/backend/by-hand/status/stream`,
+        `${server.origin}/v2/backend/client/status/stream`,
+      ])
+    })
   })
 })

@@ -40,6 +40,8 @@ export interface RecordedRequest {
   index: number
   lastEventId: string | undefined
   accept: string | undefined
+  /** `sec-fetch-mode`: fetch (undici) sends it, `node:http` does not. */
+  secFetchMode: string | undefined
 }
 
 export interface SseServer {
@@ -65,7 +67,8 @@ export async function startSseServer(script: Script): Promise<SseServer> {
     counts.set(path, index + 1)
     const header = req.headers['last-event-id']
     const lastEventId = typeof header === 'string' ? header : undefined
-    requests.push({ url: req.url ?? '/', path, index, lastEventId, accept: req.headers.accept })
+    const mode = req.headers['sec-fetch-mode']
+    requests.push({ url: req.url ?? '/', path, index, lastEventId, accept: req.headers.accept, secFetchMode: typeof mode === 'string' ? mode : undefined })
     let opened = false
     const gone = new Promise<void>((resolve) => res.on('close', () => resolve()))
     const connection: Connection = {

@@ -21,6 +21,8 @@ describe('the status module in a browser', () => {
     expect(inputs.some((p) => p.includes('eventsource-parser'))).toBe(true)
     expect(inputs.some((p) => p.includes('mitt'))).toBe(true)
     expect(inputs.filter((p) => p.startsWith('node:') || p.includes('src/client'))).toEqual([])
+    // The default transport is a plain fetch here: the node:http one is registered by the client only.
+    expect(inputs.some((p) => p.endsWith('src/status/transport.ts'))).toBe(true)
     const code = result.outputFiles[0]!.text
     expect(code).not.toMatch(/\bfrom\s*["']node:|require\(\s*["']/)
     expect(code).not.toMatch(/\bprocess\.|\bBuffer\b/)
