@@ -2,9 +2,10 @@
  * Status following at scale: 1,000 backends followed at once on one local server that emits the
  * full lifecycle (scheduled → loading → starting → waiting → ready → terminating → terminated).
  *
- * Measured for handles from the client (`jamsocket.handle()`, which on Node follow over node:http)
- * and, in the same run, for the `eventsource` npm package (4.x) as the baseline (plus, once each, a
- * BackendHandle on fetch as a browser builds it, and a bare fetch stream):
+ * Measured for handles made both ways a Node server makes them, from the client (`jamsocket.handle()`)
+ * and by hand (`new BackendHandle(connectResponse)` from `session-backends`), both following over
+ * node:http, and, in the same rounds, for the `eventsource` npm package (4.x) as the baseline (plus,
+ * once each, a BackendHandle on fetch as a browser builds it, and a bare fetch stream):
  * - heap bytes per followed backend, while all 1,000 streams are open (global.gc() before both
  *   readings);
  * - the delay from the server's write of a status to the handler call, p50/p99, on one clock
@@ -101,7 +102,7 @@ interface ClientResult {
 
 type Follow = (id: string, url: string, onStatus: (status: string) => void) => () => void
 
-type Kind = 'handle' | 'base-handle' | 'fetch-handle' | 'eventsource' | 'floor'
+type Kind = 'handle' | 'new-handle' | 'base-handle' | 'fetch-handle' | 'eventsource' | 'floor'
 
 async function runClient(kind: Kind, origin: string): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc
@@ -114,6 +115,14 @@ async function runClient(kind: Kind, origin: string): Promise<void> {
     const jamsocket = new Jamsocket({ dev: true })
     follow = (id, url, onStatus) => {
       const handle = jamsocket.handle({ backend_id: id, spawned: true, status: 'scheduled', token: 't', url: 'u', status_url: url, ready_url: '' })
+      handle.on('status', (s) => onStatus(s.status))
+      return () => handle.close()
+    }
+  } else if (kind === 'new-handle') {
+    // The same, made by hand from a ConnectResponse with the package's main entry (on Node).
+    const { BackendHandle } = await import('../src/index.js')
+    follow = (id, url, onStatus) => {
+      const handle = new BackendHandle({ backend_id: id, spawned: true, status: 'scheduled', token: 't', url: 'u', status_url: url, ready_url: '' })
       handle.on('status', (s) => onStatus(s.status))
       return () => handle.close()
     }
@@ -226,8 +235,17 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 }
 
+const children = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of children) child.kill()
+})
+
+/** Every process in a session of its own (detached), so that no subject shares a process group with another. */
 function spawnTsx(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', '--expose-gc', self, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', '--expose-gc', self, ...args], { stdio: ['ignore', 'pipe', 'inherit'], detached: true })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  return child
 }
 
 function firstLine(proc: ChildProcess, prefix: string): Promise<string> {
@@ -247,11 +265,13 @@ async function main(): Promise<void> {
   const server = spawnTsx(['server'])
   const port = await firstLine(server, 'PORT ')
   const origin = `http://127.0.0.1:${port}`
-  const results: Record<string, ClientResult[]> = { handle: [], 'base-handle': [], 'fetch-handle': [], eventsource: [], floor: [] }
+  const results: Record<string, ClientResult[]> = { handle: [], 'new-handle': [], 'base-handle': [], 'fetch-handle': [], eventsource: [], floor: [] }
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      const kinds: Kind[] = round % 2 === 0 ? ['handle', 'eventsource'] : ['eventsource', 'handle']
-      if (BASE) kinds.splice(round % 2, 0, 'base-handle')
+      // Interleaved: each round runs the subjects in another order.
+      const order: Kind[] = ['handle', 'new-handle', 'eventsource']
+      if (BASE) order.push('base-handle')
+      const kinds: Kind[] = order.map((_, i) => order[(i + round) % order.length]!)
       if (round === 0) kinds.push('floor', 'fetch-handle')
       for (const kind of kinds) {
         const client = spawnTsx(['client', kind, origin])
@@ -269,17 +289,18 @@ async function main(): Promise<void> {
     return { heap: heaps[Math.floor((heaps.length - 1) / 2)]!, heapAtReady: atReady[Math.floor((atReady.length - 1) / 2)]!, p50: percentile(delays, 50), p99: percentile(delays, 99), samples: delays.length }
   }
   const ours = summary('handle')
+  const byHand = summary('new-handle')
   const base = summary('eventsource')
-  const memRatio = ours.heap / base.heap
   const p99Ratio = ours.p99 / base.p99
   const row = (name: string, s: typeof ours) =>
     `${name.padEnd(22)} ${Math.round(s.heap).toString().padStart(8)} B/handle   p50 ${s.p50.toFixed(3)} ms   p99 ${s.p99.toFixed(3)} ms   (${s.samples} deliveries)`
   console.log(`status: follow ${N} backends through the full lifecycle on one local server (${ROUNDS} runs each)`)
-  console.log(row('jamsocket handle', ours))
+  console.log(row('jamsocket.handle()', ours))
+  console.log(row('new BackendHandle()', byHand))
   console.log(row('eventsource 4 (base)', base))
   console.log(row('BackendHandle on fetch', summary('fetch-handle')) + '  (the browser path, for reference)')
   {
-    for (const kind of ['handle', 'eventsource']) {
+    for (const kind of ['handle', 'new-handle', 'eventsource']) {
       const steps = LIFE.map((status, step) => {
         const d = results[kind]!.flatMap((r) => r.byStep[step] ?? []).sort((a, b) => a - b)
         return d.length ? `${status} ${percentile(d, 50).toFixed(1)}/${percentile(d, 99).toFixed(1)}` : ''
@@ -307,7 +328,15 @@ async function main(): Promise<void> {
         `${median(ratios.map((r) => r[1]!)).toFixed(3)}× at ready (median of ${ratios.length} round ratios; goal ≤ 1.05×)`,
     )
   }
-  console.log(`memory per handle: ${memRatio.toFixed(2)}× baseline (goal ≤ ${GOAL_MEMORY}×) ${memRatio <= GOAL_MEMORY ? 'MET' : 'MISSED'}`)
+  // The ratio per round (each subject against the baseline of the same round), then the median.
+  const medianRatio = (kind: string) => {
+    const ratios = results[kind]!.map((r, i) => r.heapPerHandle / results.eventsource![i]!.heapPerHandle).sort((a, b) => a - b)
+    return ratios[Math.floor((ratios.length - 1) / 2)]!
+  }
+  for (const [name, kind] of [['jamsocket.handle()', 'handle'], ['new BackendHandle()', 'new-handle']] as const) {
+    const ratio = medianRatio(kind)
+    console.log(`memory per handle, ${name}: ${ratio.toFixed(2)}× baseline (goal ≤ ${GOAL_MEMORY}×) ${ratio <= GOAL_MEMORY ? 'MET' : 'MISSED'}`)
+  }
   console.log(`p50 delay: ${(ours.p50 / base.p50).toFixed(2)}× baseline`)
   console.log(`p99 delay: ${p99Ratio.toFixed(2)}× baseline (goal ≤ ${GOAL_P99}×) ${p99Ratio <= GOAL_P99 ? 'MET' : 'MISSED'}`)
 }
