@@ -62,6 +62,7 @@ export const PAGE_SCRIPT = String.raw`
 (function () {
   var STATUSES = ['scheduled', 'loading', 'starting', 'waiting', 'ready', 'terminating', 'hard-terminating', 'terminated'];
   var ENDED_SHOWN = 20;
+  var ENDED_KEPT = 100;
   var backends = new Map();
   var rows = new Map();
   var lanes = new Map();
@@ -102,7 +103,10 @@ export const PAGE_SCRIPT = String.raw`
   function shown() {
     var all = Array.from(backends.values()).sort(function (a, b) { return t(b.statuses[0]) - t(a.statuses[0]); });
     var live = all.filter(function (b) { return latest(b).status !== 'terminated'; });
-    var gone = all.filter(function (b) { return latest(b).status === 'terminated'; }).slice(0, ENDED_SHOWN);
+    var ended = all.filter(function (b) { return latest(b).status === 'terminated'; });
+    // What ended long ago is forgotten, so that a page left open for days stays small.
+    ended.slice(ENDED_KEPT).forEach(function (b) { backends.delete(b.id); });
+    var gone = ended.slice(0, ENDED_SHOWN);
     return live.concat(gone).sort(function (a, b) { return t(b.statuses[0]) - t(a.statuses[0]); });
   }
 

@@ -32,6 +32,9 @@ export type DashboardEvent =
   | { type: 'snapshot'; now: string; backends: DashboardBackend[] }
   | { type: 'backend'; backend: DashboardBackend }
 
+/** Ended backends in a snapshot: the latest this many (the page shows fewer still). */
+const SNAPSHOT_ENDED = 100
+
 const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`
 
 let page: { body: Buffer; csp: string } | undefined
@@ -73,7 +76,10 @@ export function serveDashboard(req: IncomingMessage, res: ServerResponse, path: 
     }
     const stream = new EventStream(req, res, keepAliveMs, false)
     const send = (event: DashboardEvent) => stream.send(JSON.stringify(event))
-    send({ type: 'snapshot', now: new Date().toISOString(), backends: registry.all().map(view) })
+    const all = registry.all()
+    const ended = all.filter((b) => b.status === 'terminated')
+    const dropped = new Set(ended.slice(0, Math.max(0, ended.length - SNAPSHOT_ENDED)))
+    send({ type: 'snapshot', now: new Date().toISOString(), backends: all.filter((b) => !dropped.has(b)).map(view) })
     stream.onClose(registry.watch((backend) => send({ type: 'backend', backend: view(backend) })))
     return
   }

@@ -48,6 +48,15 @@ describe('session-backends dev', () => {
     expect(alive(Number(env.pid))).toBe(false)
   })
 
+  it('prints no dashboard URL when the API requires a token (a browser page cannot send it)', async () => {
+    const { child, output, exit } = run(['dev', '-p', '0', '--proxy-port', '0', '--api-token', 'a-token-of-enough-length', '--', process.execPath, fixture('listen')])
+    const port = Number((await eventually(() => /apiUrl: 'http:\/\/127\.0\.0\.1:(\d+)'/.exec(output()), 'the banner'))[1])
+    expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(401)
+    expect(output()).not.toContain('dashboard')
+    child.kill('SIGINT')
+    expect(await exit).toBe(0)
+  })
+
   it('terminates the backends when a watched file changes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-watch-'))
     try {

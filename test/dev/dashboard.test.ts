@@ -60,7 +60,13 @@ async function info(server: TestServer, id: string): Promise<BackendInfo> {
 describe('dashboard (headless Chromium, real backends)', () => {
   it('rows appear and change status live, with key, user and ready in; the timeline has one bar per phase reached', async () => {
     const server = await startServer('listen')
-    const page = await open(server.dashboardUrl)
+    // Works offline: everything the page loads comes from the server itself (no CDN).
+    const requested: string[] = []
+    const context = await browser.newContext({ viewport: { width: 1180, height: 820 } })
+    const page = await context.newPage()
+    pages.push(page)
+    page.on('request', (r) => requested.push(r.url()))
+    await page.goto(server.dashboardUrl)
     await page.waitForSelector('#conn.live')
     // Record every status each row shows, as the page changes it (no reload).
     await page.evaluate(() => {
@@ -100,6 +106,8 @@ describe('dashboard (headless Chromium, real backends)', () => {
     const statuses = (await info(server, handle.backend_id)).statuses.map((s) => s.status)
     expect(await bars()).toEqual(statuses.filter((s) => s !== 'terminated'))
     expect(await bars()).toHaveLength(handle.timings.phases.length)
+    expect(requested.length).toBeGreaterThan(1)
+    expect(requested.filter((url) => !url.startsWith(`${server.apiUrl}/`))).toEqual([])
   })
 
   it("terminate from the page ends the backend, and the log panel shows the backend's output", async () => {
@@ -215,6 +223,15 @@ describe('dashboard routes (HTTP)', () => {
     for (const path of ['/', '/dashboard/events']) {
       expect((await get(server, path, { host: 'evil.example' })).status).toBe(403)
       expect((await get(server, path, { host, origin: 'http://evil.example' })).status).toBe(403)
+    }
+  })
+
+  it('a server that requires an API token refuses the dashboard without it, like its other token routes', async () => {
+    const server = await startServer('listen', { apiToken: 'a-token-of-enough-length' })
+    const host = `127.0.0.1:${server.port}`
+    for (const path of ['/', '/dashboard/events']) {
+      expect((await get(server, path, { host })).status).toBe(401)
+      expect((await get(server, path, { host, authorization: 'Bearer a-token-of-enough-length' })).status).toBe(200)
     }
   })
 
