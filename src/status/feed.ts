@@ -461,7 +461,8 @@ export class StatusFeed {
     if (state.status === 'ready') this.#readySeenAt ??= performance.now()
     if (state.status === 'terminated') {
       // Where its time went travels with the terminal state (not enumerable: its JSON stays the wire's).
-      Object.defineProperty(state, 'history', { value: this.history, enumerable: false, configurable: true })
+      // (A frozen state offered by a caller is left as it is.)
+      if (Object.isExtensible(state)) Object.defineProperty(state, 'history', { value: this.history, enumerable: false, configurable: true })
       this.#ended = true
       this.#pause(true)
     }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { BackendTerminatedError, Jamsocket } from '../../src/index.js'
-import { BackendHandle, timingsOf, type BackendHandleOptions } from '../../src/status/index.js'
+import { BackendHandle, StatusFeed, timingsOf, type BackendHandleOptions } from '../../src/status/index.js'
 import type { BackendState, BackendStatus, ConnectResponse } from '../../src/wire.js'
 import { frame, startSseServer, until, type Script, type SseServer } from '../helpers/sse-server.js'
 
@@ -181,6 +181,14 @@ describe('handle.history and handle.timings from a recorded stream', () => {
     await until(() => handle.history.length === 5, 'the replay')
     expect(handle.history).toEqual(RECORDED.slice(0, 5))
     expect(handle.timings.readyMs).toBe(3_800)
+  })
+
+  it('a frozen terminal state offered to a feed is taken as it is', () => {
+    const feed = new StatusFeed({ ...RESPONSE, status: 'ready' })
+    const frozen = Object.freeze(at('terminated', 5))
+    expect(feed.offer(frozen)).toBe(true)
+    expect(feed.state).toBe(frozen)
+    expect(feed.history).toEqual([frozen])
   })
 
   it('BackendTerminatedError made without a history has an empty one', () => {
