@@ -4,12 +4,16 @@
  * nothing from socket.io, which stays an optional peer.
  */
 import { IdentityError } from '../errors.js'
-import { checkSecret, identity, type HeadersLike, type Identity } from './identity.js'
+import { checkSecret, identity, type Identity } from './identity.js'
 
-/** The parts of a socket.io `socket.handshake` this middleware reads. */
+/** The parts of a socket.io `socket.handshake` this middleware reads (or a `secret` function may). */
 export interface HandshakeLike {
-  readonly headers: HeadersLike
+  /** The handshake request's headers (Node's, lower-case names). */
+  readonly headers: Readonly<Record<string, string | readonly string[] | undefined>>
+  /** What the client passed as `auth`. */
   readonly auth?: Readonly<Record<string, unknown>> | undefined
+  /** The handshake URL's query (avoid it for secrets: URLs end up in logs). */
+  readonly query?: Readonly<Record<string, string | readonly string[] | undefined>> | undefined
 }
 
 /** The parts of a socket.io server `Socket` this middleware uses. */
@@ -28,8 +32,9 @@ export interface IdentitySocketData {
 export interface SocketIdentityOptions {
   /**
    * Also require the page's secret (the connect response's `secret_token`) to match
-   * `x-verified-secret` ({@link checkSecret}). `true` reads it from the handshake's `auth.secret`
-   * (`io(origin, { path, auth: { secret } })` in the page); a function reads it from anywhere else.
+   * `x-verified-secret` ({@link checkSecret}). `true` reads it from the handshake's
+   * `auth.secret_token` (`io(origin, { path, auth: { secret_token } })` in the page, named as the
+   * connect response's field); a function reads it from anywhere else.
    * @default false
    */
   secret?: boolean | ((handshake: HandshakeLike) => unknown) | undefined
@@ -43,7 +48,7 @@ export interface SocketIdentityOptions {
  */
 export function socketIdentity(options: SocketIdentityOptions = {}): (socket: SocketLike, next: (error?: Error) => void) => void {
   const { secret = false } = options
-  const secretOf = typeof secret === 'function' ? secret : secret ? (handshake: HandshakeLike) => handshake.auth?.secret : undefined
+  const secretOf = typeof secret === 'function' ? secret : secret ? (handshake: HandshakeLike) => handshake.auth?.secret_token : undefined
   return (socket, next) => {
     let who: Identity | undefined
     try {

@@ -47,19 +47,19 @@ describe('socketIdentity() behind the proxy', () => {
     ['polling, then the WebSocket upgrade', {}],
     ['WebSocket only', { transports: ['websocket'] }],
   ])('gives the socket the connect request’s identity when the page sends the secret in its handshake (%s)', async (_, transports) => {
-    const socket = open(handle.url, { auth: { secret: handle.secret_token }, ...transports })
+    const socket = open(handle.url, { auth: { secret_token: handle.secret_token }, ...transports })
     expect(await outcome(socket)).toEqual({ hello: 'hello ada', data: { identity: expected } })
   })
 
   test('a handshake without the secret, or with a wrong one, is refused with connect_error', async () => {
-    for (const auth of [{}, { secret: 'wrong' }, { secret: '' }, { secret: 42 }]) {
+    for (const auth of [{}, { secret_token: 'wrong' }, { secret_token: '' }, { secret_token: 42 }, { secret: handle.secret_token }]) {
       expect(await outcome(open(handle.url, { auth }))).toEqual({ refused: 'the secret does not match x-verified-secret' })
     }
   })
 
   test('x-verified-* headers sent in the handshake do not change the identity', async () => {
     const socket = open(handle.url, {
-      auth: { secret: handle.secret_token },
+      auth: { secret_token: handle.secret_token },
       transports: ['polling'],
       extraHeaders: { 'x-verified-username': 'mallory', 'x-verified-user-data': '{"role":"admin"}', 'x-verified-secret': 'forged' },
     })
@@ -78,6 +78,25 @@ describe('socketIdentity() reached directly', () => {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
       expect(await outcome(open(url))).toEqual({ refused: 'no verified identity: the connection did not come through the proxy' })
       // Forged identity headers sent directly are the reason backends listen only where the proxy reaches them (HOST).
+    } finally {
+      await io.close()
+    }
+  })
+
+  test('a secret function reads the client’s secret from where the app puts it', async () => {
+    const server = createServer()
+    const io = new Server(server)
+    io.use(socketIdentity({ secret: (handshake) => handshake.headers['x-backend-secret'] }))
+    io.on('connection', (socket) => socket.emit('hello', 'verified', socket.data))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      // Reached directly, so the test plays the proxy's part and sets the x-verified-* headers itself.
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
+      const proxied = { 'x-verified-backend': 'b1', 'x-verified-user-data': '{}', 'x-verified-secret': 's3cret' }
+      const right = open(url, { extraHeaders: { ...proxied, 'x-backend-secret': 's3cret' }, transports: ['polling'] })
+      expect(await outcome(right)).toMatchObject({ hello: 'verified', data: { identity: { backendId: 'b1', auth: {} } } })
+      const wrong = open(url, { extraHeaders: { ...proxied, 'x-backend-secret': 'guess' }, transports: ['polling'] })
+      expect(await outcome(wrong)).toEqual({ refused: 'the secret does not match x-verified-secret' })
     } finally {
       await io.close()
     }
