@@ -134,6 +134,35 @@ describe('SSE decoding: chunking', () => {
     )
   })
 
+  it('maxEventBytes holds however the bytes are split: an event over it fails, one at it passes (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 300, size: 'max' }).map((d) => d.replace(/[\r\n]/g, ' ')),
+        fc.integer({ min: 64, max: 700 }),
+        fc.uniqueArray(fc.integer({ min: 1, max: 2_000 }), { maxLength: 20 }),
+        (data, max, rawCuts) => {
+          const bytes = enc.encode(`data:first\n\ndata:${data}\n\ndata:last\n\n`)
+          const size = enc.encode(`data:${data}`).length
+          const points = [0, ...rawCuts.filter((c) => c < bytes.length).sort((a, b) => a - b), bytes.length]
+          const out: SseMessage[] = []
+          const d = createSseDecoder({ onMessage: (m) => out.push(m) }, max)
+          let failed = false
+          try {
+            for (let i = 1; i < points.length; i++) d.push(bytes.slice(points[i - 1], points[i]))
+            d.end()
+          } catch (error) {
+            expect(error).toBeInstanceOf(ProtocolError)
+            failed = true
+          }
+          expect(failed, `${size} bytes against a cap of ${max}`).toBe(size > max)
+          expect(out[0]?.data).toBe('first')
+          if (!failed) expect(out).toHaveLength(3)
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+
   it('byte-at-a-time gives the same events as one chunk', () => {
     const bytes = enc.encode(TRANSCRIPT)
     expect(decodeBytes(Array.from(bytes, (b) => Uint8Array.of(b)))).toEqual(decodeBytes([bytes]))
