@@ -284,7 +284,7 @@ export async function attempt(call: Call, transport: Transport, signal: AbortSig
       text = await readText(response, limit.signal, doFetch)
     } catch (error) {
       if (limit.signal.aborted) throw limit.reason()
-      throw new NetworkError(`${call.operation}: the response from ${originOf(call.url)} was cut short`, { cause: error })
+      throw new NetworkError(`${call.operation}: the response from ${originOf(call.url)} was cut short`, { cause: codedError(error) })
     }
     if (text.trim() === '') throw new ProtocolError(`${call.operation}: the response body is empty (status ${response.status})`, 'body')
     try {

@@ -122,6 +122,17 @@ describe('on a real server', () => {
     expect(keyed.calls).toBe(3)
   })
 
+  it('a body cut short (the connection closes mid-body) → NetworkError whose cause carries the code', async () => {
+    const api = await server((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
+      res.write('{"status":', () => res.socket!.destroy())
+    })
+    const jamsocket = new Jamsocket({ account: 'a', token: TOKEN, service: 's', apiUrl: api.url }, { retry: false })
+    const error = await jamsocket.status('b1').catch((e: unknown) => e)
+    expect(NetworkError.isInstance(error) && error.message).toMatch(/was cut short/)
+    expect(((error as Error).cause as { code?: unknown }).code).toEqual(expect.any(String))
+  })
+
   it('a body that stalls after the headers times out with TimeoutError', async () => {
     const api = await server((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' })
