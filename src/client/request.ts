@@ -4,6 +4,7 @@
  * shape), with the token redacted from everything that came back.
  */
 import { deadline, discard, type FetchLike } from '../abort.js'
+import { codedError } from '../cause.js'
 import { parseRetryAfter } from '../status/backoff.js'
 import {
   AuthenticationError,
@@ -98,16 +99,6 @@ export function errorCodes(error: unknown): string[] {
   }
   visit(error, 0)
   return codes
-}
-
-/** The first error along the `cause` chain that has a string `code` (`ECONNREFUSED`…), else `error` itself. */
-function codedError(error: unknown): unknown {
-  let e = error
-  for (let depth = 0; depth < 8 && typeof e === 'object' && e !== null; depth++) {
-    if (typeof (e as { code?: unknown }).code === 'string') return e
-    e = (e as { cause?: unknown }).cause
-  }
-  return error
 }
 
 function originOf(url: string): string {

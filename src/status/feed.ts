@@ -6,6 +6,7 @@
  * Imports nothing from `node:*`: it runs in browsers and edge runtimes.
  */
 import { checkMs, discard, type FetchLike } from '../abort.js'
+import { codedError } from '../cause.js'
 import {
   BackendNotFoundError,
   AuthenticationError,
@@ -532,7 +533,7 @@ export class StatusFeed {
       } catch (error) {
         if (run.stopped) return ABORTED
         if (conn.stalled) return { healthy: false, error: conn.controller.signal.reason as TimeoutError }
-        return { healthy: false, error: new NetworkError('status stream: the request failed', { cause: error }) }
+        return { healthy: false, error: new NetworkError('status stream: the request failed', { cause: codedError(error) }) }
       }
       conn.lastByte = Date.now()
       const openedAt = conn.lastByte
@@ -558,7 +559,7 @@ export class StatusFeed {
         if (run.stopped) return ABORTED
         if (conn.stalled) error = conn.controller.signal.reason as TimeoutError
         else if (ProtocolError.isInstance(thrown)) [error, final] = [thrown, true]
-        else error = new NetworkError('status stream: the connection broke', { cause: thrown })
+        else error = new NetworkError('status stream: the connection broke', { cause: codedError(thrown) })
       }
       if (conn.retryMs !== undefined) this.#retryMs = conn.retryMs
       const healthy = this.#rank > startRank || (!error && Date.now() - openedAt >= HEALTHY_AFTER_MS)

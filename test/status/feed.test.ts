@@ -262,6 +262,8 @@ describe('StatusFeed: reconnects', () => {
       [true, false],
       [true, true],
     ])
+    // Each attempt's NetworkError has the error with the code as its cause, as a client call's has.
+    expect((f.errors[0]!.error.cause as { code?: string }).code).toBe('ECONNREFUSED')
   })
 
   it('fails with ProtocolError on an event that never ends (bounded memory)', async () => {
