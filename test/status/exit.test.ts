@@ -13,9 +13,9 @@ afterEach(async () => {
 })
 
 /** Runs the child and resolves with its exit code and output; kills it (failing) if it hangs. */
-function runChild(statusUrl: string, mode: string, stderr?: { text: string }): Promise<{ code: number | null; out: string; hung: boolean }> {
+function runChild(statusUrl: string, mode: string, stderr?: { text: string }, entry = 'status'): Promise<{ code: number | null; out: string; hung: boolean }> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, statusUrl, mode], { stdio: ['ignore', 'pipe', stderr ? 'pipe' : 'inherit'] })
+    const proc = spawn(process.execPath, ['--import', 'tsx', child, statusUrl, mode, entry], { stdio: ['ignore', 'pipe', stderr ? 'pipe' : 'inherit'] })
     let out = ''
     let hung = false
     proc.stdout!.on('data', (d) => (out += String(d)))
@@ -69,4 +69,19 @@ describe('nothing keeps the process alive', () => {
     const result = await runChild(server.connectResponse('x').status_url, 'wait')
     expect(result).toEqual({ code: 0, out: 'ready, done waiting\n', hung: false })
   })
+
+  // The same, for a handle from the main entry: on Node it follows over node:http.
+  const cases: Array<[string, readonly string[], string]> = [
+    ['terminated', LIFE, 'terminated terminated\n'],
+    ['close', LIFE.slice(0, 3), 'ready, closing\n'],
+    ['wait', LIFE.slice(0, 3), 'ready, done waiting\n'],
+  ]
+  for (const [mode, states, out] of cases) {
+    it(`over the node:http transport too (new BackendHandle() from session-backends): ${mode}`, async () => {
+      server = await planeServer(states)
+      const result = await runChild(server.connectResponse('x').status_url, mode, undefined, 'main')
+      expect(result).toEqual({ code: 0, out, hung: false })
+      expect(server.requests[0]!.secFetchMode).toBeUndefined() // it was node:http, not fetch
+    })
+  }
 })
