@@ -139,6 +139,18 @@ export interface DevServerOptions {
    */
   logLines?: number | undefined
   /**
+   * Bytes of output kept per backend for `logs/stream` replay (UTF-8; oldest lines dropped first,
+   * like {@link logLines}).
+   * @default 1048576
+   */
+  logBytes?: number | undefined
+  /**
+   * Bytes of output kept in all, across ended backends: past it, the output of the backends that
+   * ended first is forgotten (their status and info stay).
+   * @default 16777216
+   */
+  endedLogBytes?: number | undefined
+  /**
    * Ended backends kept for `status`, `info` and stream replay (oldest forgotten first).
    * @default 1000
    */
@@ -187,6 +199,8 @@ export interface ResolvedDevOptions {
   dataDir: string
   memoryCheckIntervalMs: number
   logLines: number
+  logBytes: number
+  endedLogBytes: number
   keepEnded: number
   onEvent: ((event: DevEvent | { type: 'log'; line: BackendLogLine }) => void) | undefined
 }
@@ -265,6 +279,8 @@ export function resolveDevOptions(options: DevServerOptions): ResolvedDevOptions
     dataDir: options.dataDir ?? '.dev-data',
     memoryCheckIntervalMs: Math.max(1, ms('memoryCheckIntervalMs', options.memoryCheckIntervalMs, 1000)),
     logLines: checkCount('logLines', options.logLines, 1000),
+    logBytes: checkCount('logBytes', options.logBytes, 1_048_576),
+    endedLogBytes: checkCount('endedLogBytes', options.endedLogBytes, 16_777_216),
     keepEnded: checkCount('keepEnded', options.keepEnded, 1000),
     onEvent: options.onEvent as ResolvedDevOptions['onEvent'],
   }

@@ -76,6 +76,8 @@ export class Backend {
   readonly history: BackendState[] = []
   readonly tokens = new Set<string>()
   readonly logs: BackendLogLine[] = []
+  /** UTF-8 bytes of the text in {@link logs}. */
+  logBytes = 0
   readonly createdMs = Date.now()
   readonly secretToken = randomToken()
   /** Plane's fencing token: epoch milliseconds when the key was acquired. */
@@ -181,6 +183,8 @@ export class Registry {
   readonly #byKey = new Map<string, Backend>()
   readonly #grants = new Map<string, Grant>()
   readonly #ended: string[] = []
+  /** UTF-8 bytes of output kept for ended backends. */
+  #endedLogBytes = 0
   /** Processes whose group may still have members (killed children not yet reaped). */
   readonly #processes = new Set<BackendProcess>()
   /** Listeners of every status change and connect (the dashboard's event stream). */
@@ -489,7 +493,11 @@ export class Registry {
   #log(backend: Backend, stream: 'stdout' | 'stderr', text: string): void {
     const line: BackendLogLine = { backendId: backend.id, stream, text, time: now() }
     backend.logs.push(line)
-    if (backend.logs.length > this.#options.logLines) backend.logs.shift()
+    backend.logBytes += Buffer.byteLength(text)
+    // Bounded in lines and in bytes: a chatty backend must not grow the server's memory.
+    while (backend.logs.length > 0 && (backend.logs.length > this.#options.logLines || backend.logBytes > this.#options.logBytes)) {
+      backend.logBytes -= Buffer.byteLength(backend.logs.shift()!.text)
+    }
     this.#emit({ type: 'log', key: backend.key, line })
     backend.emitLog(line)
   }
@@ -515,7 +523,22 @@ export class Registry {
     for (const token of backend.tokens) this.#grants.delete(token)
     backend.tokens.clear()
     this.#ended.push(backend.id)
-    while (this.#ended.length > this.#options.keepEnded) this.#backends.delete(this.#ended.shift()!)
+    this.#endedLogBytes += backend.logBytes
+    while (this.#ended.length > this.#options.keepEnded) {
+      const id = this.#ended.shift()!
+      this.#forgetLogs(this.#backends.get(id)!)
+      this.#backends.delete(id)
+    }
+    // Ended backends' output is bounded in all: the oldest ones' output goes first.
+    for (let i = 0; this.#endedLogBytes > this.#options.endedLogBytes && i < this.#ended.length; i++) {
+      this.#forgetLogs(this.#backends.get(this.#ended[i]!)!)
+    }
+  }
+
+  #forgetLogs(backend: Backend): void {
+    this.#endedLogBytes -= backend.logBytes
+    backend.logs.length = 0
+    backend.logBytes = 0
   }
 
   #sweep(): void {

@@ -10,6 +10,12 @@ import type { Backend, BackendLogLine } from './registry.js'
 import { CORS_HEADERS } from './respond.js'
 
 /**
+ * Bytes a stream may have written but not yet sent before its reader counts as fallen behind and is
+ * disconnected: a reader that stops reading must not make the server buffer a backend's output.
+ */
+export const MAX_BUFFERED_BYTES = 1024 * 1024
+
+/**
  * An open `text/event-stream` response with its keep-alive timer. `spaced` writes `data: ` and
  * `id: ` with a space after the colon, as Plane 0.5 (axum 0.7) does on its own routes.
  */
@@ -55,12 +61,18 @@ export class EventStream {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#timer)
-    if (!this.#res.writableEnded) this.#res.end()
+    if (!this.#res.writableEnded && !this.#res.destroyed) this.#res.end()
     for (const fn of this.#onClose.splice(0)) fn()
   }
 
   #write(text: string): void {
-    if (!this.#closed && !this.#res.writableEnded) this.#res.write(text)
+    if (this.#closed || this.#res.writableEnded) return
+    this.#res.write(text)
+    if (this.#res.writableLength > MAX_BUFFERED_BYTES) {
+      // Fallen behind: drop the reader (and what was queued for it) rather than buffer without bound.
+      this.#res.destroy()
+      this.close()
+    }
   }
 }
 
