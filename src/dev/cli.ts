@@ -4,7 +4,7 @@
  * local server with a terminal UI until SIGINT/SIGTERM/SIGHUP, then terminates every backend and exits.
  */
 import { readFileSync, watch, type FSWatcher } from 'node:fs'
-import { relative, resolve } from 'node:path'
+import { relative, resolve, sep } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parseEnvArgs, parseEnvFile } from './env.js'
 import { startDevServer } from './server.js'
@@ -139,16 +139,24 @@ export async function main(argv: string[]): Promise<number> {
 
   const watchers: FSWatcher[] = []
   let debounce: NodeJS.Timeout | undefined
+  // Backends write their data there: watching it would restart them whenever they save, in a loop.
+  const dataRoot = resolve(values['data-dir'] ?? '.dev-data')
+  const changed = new Set<string>()
   for (const path of values.watch ?? []) {
     try {
       const root = resolve(path)
       watchers.push(
         watch(root, { recursive: true }, (_event, file) => {
           const name = file ? String(file) : ''
-          if (/(^|[\\/])(node_modules|\.git|\.dev-data)([\\/]|$)/.test(name)) return
+          const full = resolve(root, name)
+          if (full === dataRoot || full.startsWith(dataRoot + sep) || /(^|[\\/])(node_modules|\.git)([\\/]|$)/.test(name)) return
+          changed.add(relative(process.cwd(), full) || root)
           clearTimeout(debounce)
           debounce = setTimeout(() => {
-            ui.info(`change in ${relative(process.cwd(), resolve(root, name)) || root}: terminating backends (clients reconnect to a fresh one)`)
+            const names = [...changed]
+            changed.clear()
+            const shown = names.length > 3 ? `${names.slice(0, 3).join(', ')} and ${names.length - 3} more` : names.join(', ')
+            ui.info(`change in ${shown}: terminating backends (clients reconnect to a fresh one)`)
             void dev.terminateAll()
           }, 100)
         }).on('error', (error) => ui.info(`--watch ${path}: ${error.message}`)),

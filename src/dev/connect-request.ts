@@ -30,6 +30,8 @@ export interface ConnectInput {
  */
 export const MAX_KEY_BYTES = 4096
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
 function bad(message: string): never {
   throw new ApiProblem(400, 'InvalidRequest', message)
 }
@@ -60,6 +62,8 @@ export function parseConnectInput(text: string, options: { allowLoaderEnv: boole
   const { key, spawn, user, auth } = body
   if (key !== undefined && key !== null && (typeof key !== 'string' || key === '')) bad('key must be a non-empty string')
   if (typeof key === 'string' && Buffer.byteLength(key) > MAX_KEY_BYTES) bad(`key must be at most ${MAX_KEY_BYTES} bytes`)
+  // A lone surrogate has no UTF-8 form: two such keys would share one name in the environment and on disk.
+  if (typeof key === 'string' && LONE_SURROGATE.test(key)) bad('key must be well-formed Unicode (no lone surrogate)')
   if (user !== undefined && user !== null && typeof user !== 'string') bad('user must be a string')
   if (auth !== undefined && auth !== null && !isObject(auth)) bad('auth must be a JSON object')
   if (spawn !== undefined && spawn !== null && typeof spawn !== 'boolean' && !isObject(spawn)) bad('spawn must be a boolean or an object')

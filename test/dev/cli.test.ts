@@ -77,6 +77,30 @@ describe('session-backends dev', () => {
     }
   })
 
+  it('never watches the data directory: backends that write their data are not restarted, however --data-dir is set', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-watch-data-'))
+    try {
+      const { child, output, exit } = run(['dev', '-p', '0', '--proxy-port', '0', '--watch', dir, '--data-dir', join(dir, 'store'), '--', process.execPath, fixture('listen')])
+      const port = Number((await eventually(() => /API http:\/\/127\.0\.0\.1:(\d+)/.exec(output()), 'the banner'))[1])
+      const handle = await new Jamsocket({ dev: true, port }).connect({ key: 'writer', spawn: { executable: { mount: true } } })
+      await handle.waitUntilReady({ timeoutMs: 10_000 })
+      expect(await (await fetch(`${handle.url}write`)).text()).toBe('written')
+      // A change outside the data directory does restart them; the message lists every change it saw.
+      const ended = new Promise((resolve) => handle.once('terminated', resolve))
+      writeFileSync(join(dir, 'backend.mjs'), '// changed')
+      await ended
+      const changes = output().split('\n').filter((line) => line.startsWith('change in'))
+      expect(changes).toHaveLength(1)
+      expect(changes[0]).toContain('backend.mjs')
+      expect(changes[0]).not.toContain('store')
+      handle.close()
+      child.kill('SIGINT')
+      expect(await exit).toBe(0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('terminates every backend and exits on SIGHUP (the terminal or SSH session closed)', async () => {
     const { child, output, exit } = run(['dev', '--port', '0', '--proxy-port', '0', '--grace-seconds', '1', '--', process.execPath, fixture('listen')])
     const port = Number((await eventually(() => /API http:\/\/127\.0\.0\.1:(\d+)/.exec(output()), 'the banner'))[1])
