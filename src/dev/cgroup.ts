@@ -139,6 +139,15 @@ export function cgroupCpuSeconds(dir: string): number | undefined {
   }
 }
 
+/** Reads one cgroup interface file; undefined when it cannot be read. */
+export function readCgroup(dir: string, file: string): string | undefined {
+  try {
+    return readFileSync(join(dir, file), 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
 /** Writes one cgroup interface file; false when it cannot be written. */
 export function writeCgroup(dir: string, file: string, value: string): boolean {
   try {

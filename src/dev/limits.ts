@@ -1,7 +1,9 @@
 /**
  * `resource_limits` on one machine without containers: what can be enforced is (CPU time and file
- * size as rlimits, through `prlimit` or a `sh -c ulimit` wrapper; memory by watching RSS), and what
- * cannot (CPU share, disk quota) is said in the log rather than silently ignored.
+ * size as rlimits, through `prlimit` or a `sh -c ulimit` wrapper; CPU share and memory through the
+ * backend's cgroup where its controllers are ours), what can only be watched is (a backend's CPU
+ * time and memory, checked periodically), and what cannot (a disk quota) is said in the log rather
+ * than silently ignored, each in exactly those words.
  */
 import { accessSync, constants, readFileSync } from 'node:fs'
 import type { ResourceLimits } from '../wire.js'
@@ -11,11 +13,20 @@ export interface LimitPlan {
   /** The program to run (the backend's own, or a wrapper that applies rlimits then execs it). */
   command: string
   args: string[]
-  /** Memory ceiling to enforce by polling the process's RSS, in bytes. */
+  /** cgroup interface files to write before the backend starts (kernel-enforced limits). */
+  cgroupFiles: Record<string, string>
+  /** Memory ceiling the server checks (RSS, summed over the cgroup's processes or the main one's), in bytes. */
   memoryLimitBytes: number | undefined
-  /** One line per limit, saying how it is enforced here or that it is not. */
+  /** Whose RSS is checked against {@link memoryLimitBytes}. */
+  memoryScope: 'backend' | 'main process'
+  /** CPU seconds of the whole backend (its cgroup's `cpu.stat`) that the server checks. */
+  cpuSecondsLimit: number | undefined
+  /** One line per limit, saying exactly how it is enforced here, or that it is not. */
   notes: string[]
 }
+
+/** What cgroup the backend runs in: none, or one with these controllers enabled. */
+export type LimitCgroup = { controllers: ReadonlySet<string> } | undefined
 
 let prlimitPath: string | null | undefined
 
@@ -60,45 +71,80 @@ export function checkLimits(limits: unknown): ResourceLimits | undefined {
 }
 
 /**
- * Wraps `command` so that the rlimits in `limits` apply to it (and to everything it starts), and
- * lists what is and is not enforced.
+ * Wraps `command` so that the rlimits in `limits` apply to it (and to everything it starts), picks
+ * the cgroup files to write and the checks the server runs, and lists exactly what is and is not
+ * enforced. `checkSeconds` is how often the server checks (for the notes).
  */
-export function planLimits(command: string, args: readonly string[], limits: ResourceLimits | undefined, prlimit = findPrlimit()): LimitPlan {
-  const plan: LimitPlan = { command, args: [...args], memoryLimitBytes: undefined, notes: [] }
+export function planLimits(
+  command: string,
+  args: readonly string[],
+  limits: ResourceLimits | undefined,
+  prlimit = findPrlimit(),
+  cgroup: LimitCgroup = undefined,
+  checkSeconds = 1,
+): LimitPlan {
+  const plan: LimitPlan = { command, args: [...args], cgroupFiles: {}, memoryLimitBytes: undefined, memoryScope: 'main process', cpuSecondsLimit: undefined, notes: [] }
   if (limits === undefined) return plan
+  const every = `every ${checkSeconds} s`
   const cpu = limits.cpu_time_limit
   const fsize = limits.disk_limit_bytes
   if (cpu !== undefined || fsize !== undefined) {
     if (prlimit !== null) {
       const flags: string[] = []
-      if (cpu !== undefined) flags.push(`--cpu=${cpu}:${cpu}`)
+      // Soft below hard: the kernel sends SIGXCPU at the soft limit (so the kill is known to be this
+      // limit's), SIGKILL one second later if the process ignores it. Equal limits mean a bare SIGKILL.
+      if (cpu !== undefined) flags.push(`--cpu=${cpu}:${cpu + 1}`)
       if (fsize !== undefined) flags.push(`--fsize=${fsize}:${fsize}`)
       plan.command = prlimit
       plan.args = [...flags, '--', command, ...args]
     } else {
       // POSIX sh counts `ulimit -f` in 512-byte blocks.
       const steps: string[] = []
-      if (cpu !== undefined) steps.push(`ulimit -t ${cpu}`)
+      if (cpu !== undefined) steps.push(`ulimit -S -t ${cpu} && ulimit -H -t ${cpu + 1}`)
       if (fsize !== undefined) steps.push(`ulimit -f ${Math.max(1, Math.floor(fsize / 512))}`)
       plan.command = '/bin/sh'
       plan.args = ['-c', `${steps.join(' && ')} && exec "$0" "$@"`, command, ...args]
     }
     const via = prlimit !== null ? 'prlimit' : 'ulimit'
-    if (cpu !== undefined) plan.notes.push(`cpu_time_limit=${cpu}s enforced as RLIMIT_CPU (${via})`)
+    if (cpu !== undefined) {
+      if (cgroup !== undefined) {
+        plan.cpuSecondsLimit = cpu
+        plan.notes.push(`cpu_time_limit=${cpu}s: per process as RLIMIT_CPU (${via}), and per backend (all its processes together, cgroup cpu.stat checked ${every}; killed when over)`)
+      } else {
+        plan.notes.push(`cpu_time_limit=${cpu}s: per process only, as RLIMIT_CPU (${via}); NOT per backend (no cgroup: processes it starts each get ${cpu}s)`)
+      }
+    }
     if (fsize !== undefined) {
-      plan.notes.push(`disk_limit_bytes=${fsize} enforced only as the largest file size (RLIMIT_FSIZE, ${via}), not as a disk quota`)
+      plan.notes.push(`disk_limit_bytes=${fsize}: only as the largest file a process may write (RLIMIT_FSIZE, ${via}); NOT a disk quota`)
     }
   }
-  if (limits.memory_limit_bytes !== undefined) {
-    if (procReadable()) {
-      plan.memoryLimitBytes = limits.memory_limit_bytes
-      plan.notes.push(`memory_limit_bytes=${limits.memory_limit_bytes} enforced by watching the main process's RSS (SIGKILL when over; not a cgroup)`)
+  const memory = limits.memory_limit_bytes
+  if (memory !== undefined) {
+    if (cgroup?.controllers.has('memory')) {
+      plan.cgroupFiles['memory.max'] = String(memory)
+      plan.cgroupFiles['memory.swap.max'] = '0'
+      plan.notes.push(`memory_limit_bytes=${memory}: enforced per backend by the kernel (cgroup memory.max)`)
+    } else if (!procReadable()) {
+      plan.notes.push(`memory_limit_bytes=${memory} NOT enforced locally (no /proc)`)
+    } else if (cgroup !== undefined) {
+      plan.memoryLimitBytes = memory
+      plan.memoryScope = 'backend'
+      plan.notes.push(`memory_limit_bytes=${memory}: watched, not enforced: the summed RSS of the backend's processes, checked ${every}, SIGKILL when over (no cgroup memory controller here, so a spike between checks passes)`)
     } else {
-      plan.notes.push(`memory_limit_bytes=${limits.memory_limit_bytes} NOT enforced locally (no /proc)`)
+      plan.memoryLimitBytes = memory
+      plan.notes.push(`memory_limit_bytes=${memory}: watched, not enforced: the main process's RSS only (not its children), checked ${every}, SIGKILL when over`)
     }
   }
   if (limits.cpu_period_percent !== undefined || limits.cpu_period !== undefined) {
-    plan.notes.push('cpu_period/cpu_period_percent NOT enforced locally (needs a cgroup; enforced on the hosted platform)')
+    if (cgroup?.controllers.has('cpu') && limits.cpu_period_percent !== undefined) {
+      // Plane: cpu_period in µs (default 100 ms), cpu_period_percent of one CPU per period.
+      const period = limits.cpu_period ?? 100_000
+      const quota = Math.max(1000, Math.round((period * limits.cpu_period_percent) / 100))
+      plan.cgroupFiles['cpu.max'] = `${quota} ${period}`
+      plan.notes.push(`cpu_period_percent=${limits.cpu_period_percent}: enforced per backend by the kernel (cgroup cpu.max ${quota} ${period})`)
+    } else {
+      plan.notes.push('cpu_period/cpu_period_percent NOT enforced locally (needs the cgroup v2 cpu controller, not available here; enforced on the hosted platform)')
+    }
   }
   return plan
 }

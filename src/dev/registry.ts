@@ -14,8 +14,8 @@ import type {
 } from '../wire.js'
 import { isEnding, statusRank } from '../wire.js'
 import type { ConnectInput } from './connect-request.js'
-import { CgroupSet, removeCgroup } from './cgroup.js'
-import { planLimits, readRss } from './limits.js'
+import { CgroupSet, cgroupCpuSeconds, cgroupPids, readCgroup, removeCgroup, writeCgroup } from './cgroup.js'
+import { findPrlimit, type LimitPlan, planLimits, readRss } from './limits.js'
 import { prepareMount } from './mount.js'
 import type { ResolvedDevOptions } from './options.js'
 import { ApiProblem, randomName, randomToken } from './respond.js'
@@ -87,6 +87,8 @@ export class Backend {
   open = 0
   /** The `user` of the latest connect to this backend (the dashboard shows it). */
   lastUser: string | undefined
+  /** Why the server killed it for a resource limit (the log line), if it did. */
+  limitKill: string | undefined
   exitCode: number | undefined
   port: number | undefined
   /** The address the backend answered the readiness probe on (where the proxy reaches it). */
@@ -167,6 +169,26 @@ export class Backend {
     if (this.input.limits?.memory_limit_bytes !== undefined) info.max_mem_bytes = this.input.limits.memory_limit_bytes
     return info
   }
+}
+
+/**
+ * The log line for a backend whose main process died of a resource limit the kernel enforced
+ * (RLIMIT_CPU's SIGXCPU, RLIMIT_FSIZE's SIGXFSZ, the cgroup's OOM killer), or undefined.
+ */
+function limitSignal(signal: NodeJS.Signals | null, limits: ConnectInput['limits'], cgroup: string | undefined): string | undefined {
+  if (signal === 'SIGXCPU' && limits?.cpu_time_limit !== undefined) {
+    return `killed: a process used resource_limits.cpu_time_limit (${limits.cpu_time_limit} s of CPU; SIGXCPU from RLIMIT_CPU)`
+  }
+  if (signal === 'SIGXFSZ' && limits?.disk_limit_bytes !== undefined) {
+    return `killed: a file reached resource_limits.disk_limit_bytes (${limits.disk_limit_bytes} bytes; SIGXFSZ from RLIMIT_FSIZE)`
+  }
+  if (signal === 'SIGKILL' && limits?.memory_limit_bytes !== undefined && cgroup !== undefined) {
+    const events = readCgroup(cgroup, 'memory.events')
+    if (events !== undefined && /^oom_kill [1-9]/m.test(events)) {
+      return `killed: over resource_limits.memory_limit_bytes (${limits.memory_limit_bytes}; the kernel's OOM killer, cgroup memory.max)`
+    }
+  }
+  return undefined
 }
 
 /** The result of a connect. */
@@ -410,8 +432,19 @@ export class Registry {
         mount === undefined ? undefined : prepareMount(options.dataDir, options.cwd, backend.key, mount),
       ])
       if (backend.status !== 'loading') return // terminated meanwhile
-      const plan = planLimits(options.command, options.args, backend.input.limits)
-      for (const note of plan.notes) this.#message(note.includes('NOT') ? 'warn' : 'info', note, backend.id)
+      const cgroup = this.#cgroups instanceof CgroupSet ? this.#cgroups.make(backend.id) : undefined
+      const plan = planLimits(
+        options.command,
+        options.args,
+        backend.input.limits,
+        findPrlimit(),
+        cgroup === undefined ? undefined : { controllers: (this.#cgroups as CgroupSet).controllers },
+        options.memoryCheckIntervalMs / 1000,
+      )
+      for (const [file, value] of Object.entries(plan.cgroupFiles)) {
+        if (!writeCgroup(cgroup!, file, value)) plan.notes.push(`could NOT set ${file} = ${value} in the backend's cgroup: that limit is NOT enforced`)
+      }
+      for (const note of plan.notes) this.#message(/NOT|not enforced/.test(note) ? 'warn' : 'info', note, backend.id)
       env.PORT = String(port)
       env.HOST = this.backendHost
       env.SESSION_BACKEND_ID = backend.id
@@ -423,7 +456,6 @@ export class Registry {
       backend.timers.startup = setTimeout(() => {
         if (statusRank(backend.status) < statusRank('ready')) this.#hardKill(backend, 'startuptimeout')
       }, options.startupTimeoutMs)
-      const cgroup = this.#cgroups instanceof CgroupSet ? this.#cgroups.make(backend.id) : undefined
       const forget = (pid: number | undefined) => {
         this.#processes.delete(proc)
         if (pid !== undefined) this.#watchdog.remove(pid)
@@ -445,7 +477,7 @@ export class Registry {
               backend.lastActivity = Date.now()
               this.#advance(backend, { status: 'ready', time: now() })
             })
-            if (plan.memoryLimitBytes !== undefined) this.#watchMemory(backend, plan.memoryLimitBytes)
+            this.#watchLimits(backend, plan, cgroup)
           },
           onLine: (stream, text) => this.#log(backend, stream, text),
           onError: (error) => {
@@ -455,7 +487,9 @@ export class Registry {
           },
           onExit: (code, signal) => {
             backend.exitCode = code
-            if (!backend.ending) {
+            const limit = backend.limitKill ?? limitSignal(signal, backend.input.limits, cgroup)
+            if (limit !== undefined && backend.limitKill === undefined) this.#message('warn', limit, backend.id)
+            else if (!backend.ending && limit === undefined) {
               this.#message(code === 0 ? 'info' : 'warn', `exited on its own with ${signal ?? `code ${code}`}`, backend.id)
             }
             this.#finish(backend, code)
@@ -471,15 +505,28 @@ export class Registry {
     }
   }
 
-  #watchMemory(backend: Backend, limit: number): void {
+  /** Checks the limits the kernel does not enforce here, every `memoryCheckIntervalMs`; kills when over. */
+  #watchLimits(backend: Backend, plan: LimitPlan, cgroup: string | undefined): void {
+    const { memoryLimitBytes: memory, cpuSecondsLimit: cpu } = plan
+    if (memory === undefined && cpu === undefined) return
     backend.timers.memory = setInterval(() => {
-      const pid = backend.process?.pid
-      const rss = pid === undefined ? undefined : readRss(pid)
-      if (rss !== undefined && rss > limit) {
-        clearInterval(backend.timers.memory)
-        this.#message('warn', `killed: resident memory ${rss} bytes is over memory_limit_bytes ${limit}`, backend.id)
-        backend.process!.kill('SIGKILL')
+      const proc = backend.process
+      if (!proc || proc.exited) return
+      let over: string | undefined
+      if (memory !== undefined) {
+        const pids = plan.memoryScope === 'backend' && cgroup !== undefined ? cgroupPids(cgroup) : proc.pid === undefined ? [] : [proc.pid]
+        const rss = pids.reduce((sum, pid) => sum + (readRss(pid) ?? 0), 0)
+        if (rss > memory) over = `killed: resident memory ${rss} bytes (${plan.memoryScope}) is over memory_limit_bytes ${memory}`
       }
+      const used = cpu !== undefined && cgroup !== undefined ? cgroupCpuSeconds(cgroup) : undefined
+      if (over === undefined && used !== undefined && used >= cpu!) {
+        over = `killed: the backend's processes used ${used.toFixed(1)} s of CPU, resource_limits.cpu_time_limit is ${cpu} s`
+      }
+      if (over === undefined) return
+      clearInterval(backend.timers.memory)
+      backend.limitKill = over
+      this.#message('warn', over, backend.id)
+      proc.kill('SIGKILL')
     }, this.#options.memoryCheckIntervalMs)
   }
 

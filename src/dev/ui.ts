@@ -8,8 +8,11 @@ import type { WriteStream } from 'node:tty'
 import type { BackendStatus } from '../wire.js'
 import type { BackendSummary, DevEvent } from './registry.js'
 
-// C0 controls but tab, plus DEL and the C1 range (ESC-less CSI).
-const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g
+// C0 controls but tab, plus DEL and the C1 range (ESC-less CSI). Output lines are split at LF
+// already; CR is here too, so that a line cannot return to its start and overwrite its prefix.
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g
+// In keys and server messages (one line each), tab too: nothing may start a line or move across one.
+const CONTROL_INLINE = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g
 
 const COLOURS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92] // cyan, yellow, magenta, green, blue, bright …
 const STATUS_COLOURS: Partial<Record<BackendStatus, number>> = { ready: 32, terminating: 33, 'hard-terminating': 31, terminated: 90 }
@@ -67,12 +70,17 @@ export class TerminalUi {
       if (event.state.status === 'ready') entry.readyMs = Date.parse(event.state.time) - Date.parse(event.backend.createdAt)
       const reason = 'termination_reason' in event.state && event.state.termination_reason ? ` (${event.state.termination_reason})` : ''
       const exit = event.state.status === 'terminated' && event.state.exit_error ? ' exit_error' : ''
-      this.#line(entry.summary.id, entry.colour, `${event.state.status}${reason}${exit}${event.state.status === 'scheduled' ? ` key=${event.backend.key}${event.backend.image ? ` image=${event.backend.image}` : ''}` : ''}`, true)
+      const scheduled = event.state.status === 'scheduled'
+      const key = scheduled ? ` key=${event.backend.key.replace(CONTROL_INLINE, '�')}` : ''
+      const image = scheduled && event.backend.image ? ` image=${event.backend.image.replace(CONTROL_INLINE, '�')}` : ''
+      this.#line(entry.summary.id, entry.colour, `${event.state.status}${reason}${exit}${key}${image}`, true)
     } else if (event.type === 'log') {
       const entry = this.#backends.get(event.line.backendId)
       this.#line(event.line.backendId, entry?.colour ?? 37, event.line.text, false, event.line.stream === 'stderr')
     } else {
-      const text = event.backendId ? `[${event.backendId}] ${event.text}` : event.text
+      // Messages can quote what a request sent (a path, a name): one line, no control characters.
+      const clean = event.text.replace(CONTROL_INLINE, '�')
+      const text = event.backendId ? `[${event.backendId}] ${clean}` : clean
       this.#print(this.#tty && event.level !== 'info' ? `\x1b[${event.level === 'error' ? 31 : 33}m${text}\x1b[0m` : text)
     }
   }
@@ -128,7 +136,7 @@ export class TerminalUi {
     const readies = [...this.#backends.values()].flatMap((entry) => (entry.readyMs === undefined ? [] : [entry.readyMs]))
     const rows = [...this.#backends.values()].map(({ summary, colour, readyMs }) => {
       const statusColour = STATUS_COLOURS[summary.status] ?? 37
-      const clean = summary.key.replace(CONTROL, '�')
+      const clean = summary.key.replace(CONTROL_INLINE, '�')
       const key = clean.length > 24 ? `${clean.slice(0, 23)}…` : clean
       const readyText = (readyMs === undefined ? '–' : duration(readyMs)).padEnd(8)
       const ready = readyMs !== undefined && isSlow(readyMs, readies) ? `\x1b[1;31m${readyText}\x1b[0m` : readyText

@@ -9,7 +9,7 @@ import { afterEach } from 'vitest'
 import { startDevServer, type DevEvent, type DevServer, type DevServerOptions } from '../../src/dev/index.js'
 import { statusRank, type BackendState, type ConnectResponse } from '../../src/wire.js'
 
-export type Fixture = 'listen' | 'crash' | 'never-listens' | 'ignore-sigterm' | 'escape'
+export type Fixture = 'listen' | 'crash' | 'never-listens' | 'ignore-sigterm' | 'escape' | 'burn'
 
 export function fixture(name: Fixture): string {
   return fileURLToPath(new URL(`./fixtures/${name}.mjs`, import.meta.url))

@@ -30,4 +30,20 @@ describe('terminal UI', () => {
       expect(text()).not.toContain('\x07')
     }
   })
+
+  it('prints a key with a line feed (or CR) on one line, piped or on a TTY, so it cannot fake other lines', async () => {
+    const key = 'doc\n[abcdefghijklmn] status: ready\rX'
+    const backend = { id: 'b1', key, status: 'scheduled' as const, createdAt: new Date().toISOString(), pid: undefined }
+    for (const tty of [false, true]) {
+      const { ui, text } = capture(tty)
+      ui.handle({ type: 'status', backend, state: { status: 'scheduled', time: backend.createdAt } })
+      ui.handle({ type: 'message', level: 'warn', text: `mount for ${key} failed`, backendId: 'b1' })
+      ui.close()
+      await new Promise((r) => setImmediate(r))
+      const lines = text().split('\n')
+      expect(lines.some((line) => line.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').startsWith('[abcdefghijklmn]'))).toBe(false)
+      expect(text()).not.toContain('\r')
+      expect(text()).toContain('[abcdefghijklmn] status: ready')
+    }
+  })
 })
