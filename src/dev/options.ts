@@ -129,7 +129,8 @@ export interface DevServerOptions {
    */
   dataDir?: string | undefined
   /**
-   * How often a backend's memory is checked against `resource_limits.memory_limit_bytes`.
+   * How often the limits the kernel does not enforce here are checked: a backend's memory against
+   * `resource_limits.memory_limit_bytes`, its CPU time (with a cgroup) against `cpu_time_limit`.
    * @default 1000
    */
   memoryCheckIntervalMs?: number | undefined
