@@ -89,11 +89,15 @@ describe('backend environment', () => {
     expect(await waitStatus(server, cr.backend_id, 'ready')).toMatchObject({ status: 'ready' })
   })
 
-  it('finds a backend that listens only on ::1 (it is told HOST=127.0.0.1) and says so in the log', async () => {
+  it('finds a backend that listens only on ::1 (it is told HOST=127.0.0.1), proxies to it there, and says so in the log', async () => {
     const server = await startServer('listen', { startupTimeoutMs: 5000 })
     const cr = await connectRaw(server, { key: 'v6-only', spawn: { executable: { env: { FIXTURE_LISTEN_HOST: '::1' } } } })
     expect(await waitStatus(server, cr.backend_id, 'ready')).toMatchObject({ status: 'ready' })
     expect(server.events.some((e) => e.type === 'message' && e.text.includes('answers on ::1 only'))).toBe(true)
+    // The proxy reaches it where it answered.
+    const response = await fetch(`${cr.url}hello`)
+    expect(response.status).toBe(200)
+    expect(((await response.json()) as { url: string }).url).toBe('/hello')
   })
 
   it('tells a backend on an IPv6 loopback server to bind HOST=::1', async () => {
