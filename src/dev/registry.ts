@@ -442,7 +442,10 @@ export class Registry {
         options.memoryCheckIntervalMs / 1000,
       )
       for (const [file, value] of Object.entries(plan.cgroupFiles)) {
-        if (!writeCgroup(cgroup!, file, value)) plan.notes.push(`could NOT set ${file} = ${value} in the backend's cgroup: that limit is NOT enforced`)
+        // memory.swap.max only exists with swap accounting; memory.max holds without it.
+        if (!writeCgroup(cgroup!, file, value) && file !== 'memory.swap.max') {
+          plan.notes.push(`could NOT set ${file} = ${value} in the backend's cgroup: that limit is NOT enforced`)
+        }
       }
       for (const note of plan.notes) this.#message(/NOT|not enforced/.test(note) ? 'warn' : 'info', note, backend.id)
       env.PORT = String(port)
