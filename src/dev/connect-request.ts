@@ -65,8 +65,6 @@ export function parseConnectInput(text: string, options: { allowLoaderEnv: boole
   // A lone surrogate has no UTF-8 form: two such keys would share one name in the environment and on disk.
   if (typeof key === 'string' && LONE_SURROGATE.test(key)) bad('key must be well-formed Unicode (no lone surrogate)')
   if (user !== undefined && user !== null && typeof user !== 'string') bad('user must be a string')
-  // It becomes the x-verified-username header: a control character would be dropped or split it.
-  if (typeof user === 'string' && /[\x00-\x08\x0a-\x1f\x7f]/.test(user)) bad('user must not contain control characters (it is sent as a header)')
   if (auth !== undefined && auth !== null && !isObject(auth)) bad('auth must be a JSON object')
   if (spawn !== undefined && spawn !== null && typeof spawn !== 'boolean' && !isObject(spawn)) bad('spawn must be a boolean or an object')
   const config = isObject(spawn) ? spawn : {}
