@@ -9,10 +9,10 @@
  * handler: the cheapest pooled upstream measured here (see bench/dev-proxy.bench.ts). This is the
  * component that sets the identity headers a backend trusts, so no HTTP framing is written by hand.
  */
-import { request as httpRequest, Server, type IncomingMessage, type ServerResponse } from 'node:http'
+import { request as httpRequest, Server, ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { Pool, type Dispatcher } from 'undici'
-import { hostOf, upstreamHead } from './proxy-headers.js'
+import { hostOf, upstreamHead, type UpstreamHead } from './proxy-headers.js'
 import type { Backend, Grant, Registry } from './registry.js'
 import { errorBody, type HostCheck } from './respond.js'
 import { tunnel } from './tunnel.js'
@@ -101,6 +101,15 @@ function endSocket(socket: Socket, status: number, code: string, message: string
   else socket.destroy()
 }
 
+/** Where an answer goes: a response, or the raw socket of an upgrade request. */
+type Answer = ServerResponse | Socket
+
+/** An error answer to a request or an upgrade request. */
+function fail(to: Answer, status: number, code: string, message: string): void {
+  if (to instanceof ServerResponse) sendError(to, status, code, message)
+  else endSocket(to, status, code, message)
+}
+
 /** The response head a client gets: the backend's minus hop-by-hop fields, plus the backend id and CORS (unless the backend set its own). */
 function responseHeaders(raw: Buffer[] | string[], backendId: string, upgrade: boolean): string[] {
   const out: string[] = []
@@ -177,19 +186,17 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     return () => settle(() => {})
   }
 
-  /** Checks Host and token; the grant, or the answer already given. */
-  const route = (req: IncomingMessage, refuse: (status: number, code: string, message: string) => void): Grant | undefined => {
-    if (!hosts.allows(hostOf(req.rawHeaders))) return void refuse(403, 'InvalidHost', 'this Host is not allowed')
-    const url = req.url!
-    const [token] = splitToken(url)
+  /** Checks Host and token: the grant and the upstream path, or undefined once `to` is answered. */
+  const route = (req: IncomingMessage, to: Answer): { grant: Grant; path: string } | undefined => {
+    if (!hosts.allows(hostOf(req.rawHeaders))) return void fail(to, 403, 'InvalidHost', 'this Host is not allowed')
+    const [token, path] = splitToken(req.url!)
     const grant = token === '' ? undefined : registry.grant(token)
-    if (!grant || grant.backend.ending) return void refuse(410, 'Gone', 'unknown or expired connection token')
-    return grant
+    if (!grant || grant.backend.ending) return void fail(to, 410, 'Gone', 'unknown or expired connection token')
+    return { grant, path }
   }
 
-  /** Runs `go` when the backend is ready (now, or after a hold that `gone()` cancels when the client leaves). */
-  const whenServable = (backend: Backend, client: Socket, go: () => void, refuse: (status: number, code: string, message: string) => void): void => {
-    if (backend.status === 'ready') return go()
+  /** Holds a request until its backend is ready, then runs `go`; the hold ends early when the client leaves. */
+  const hold = (backend: Backend, client: Socket, to: Answer, go: () => void): void => {
     const cancel = whenReady(
       backend,
       () => {
@@ -198,8 +205,8 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       },
       (status) => {
         client.off('close', cancel)
-        if (status === 410) refuse(410, 'Gone', 'the backend ended before it was ready')
-        else refuse(504, 'GatewayTimeout', 'the backend was not ready in time')
+        if (status === 410) fail(to, 410, 'Gone', 'the backend ended before it was ready')
+        else fail(to, 504, 'GatewayTimeout', 'the backend was not ready in time')
       },
     )
     client.once('close', cancel)
@@ -207,15 +214,13 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
 
   /** One proxied request: the undici handler that relays the backend's answer to `res`. */
   class Exchange implements Dispatcher.DispatchHandler {
-    readonly req: IncomingMessage
     readonly res: ServerResponse
     readonly backend: Backend
     #abort: ((error: Error) => void) | undefined
     #resume: (() => void) | undefined
     #done = false
 
-    constructor(req: IncomingMessage, res: ServerResponse, backend: Backend) {
-      this.req = req
+    constructor(res: ServerResponse, backend: Backend) {
       this.res = res
       this.backend = backend
       registry.begin(backend)
@@ -228,7 +233,11 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       this.#finish()
     }
 
-    #onDrain = (): void => this.#resume?.()
+    #draining = false
+    #onDrain = (): void => {
+      this.#draining = false
+      this.#resume?.()
+    }
 
     #finish(): void {
       if (this.#done) return
@@ -244,13 +253,18 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
       if (status < 200) return true // interim answers (103) are not passed on
       this.#resume = resume
-      this.res.on('drain', this.#onDrain)
       this.res.writeHead(status, statusText || undefined, responseHeaders(raw, this.backend.id, false))
       return true
     }
 
     onData(chunk: Buffer): boolean {
-      return this.res.write(chunk)
+      if (this.res.write(chunk)) return true
+      // The client is slow: the backend's socket waits until it has taken this chunk.
+      if (!this.#draining) {
+        this.#draining = true
+        this.res.once('drain', this.#onDrain)
+      }
+      return false
     }
 
     onComplete(trailers: string[] | Buffer[] | null): void {
@@ -274,36 +288,36 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     }
   }
 
+  /** Sends a request on to its backend (the hot path: no closure is made per request). */
+  const forward = (req: IncomingMessage, res: ServerResponse, backend: Backend, path: string, head: UpstreamHead): void => {
+    // A held request whose client went away (or ended mid-body) is dropped before it reaches the backend.
+    if (req.destroyed || res.destroyed) return
+    if (backend.ending) return fail(res, 410, 'Gone', 'the backend is terminating')
+    poolOf(backend).dispatch({ method: req.method!, path, headers: head.headers, body: head.body ? req : null }, new Exchange(res, backend))
+  }
+
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const refuse = (status: number, code: string, message: string) => sendError(res, status, code, message)
-    const grant = route(req, refuse)
-    if (grant === undefined) return
-    const url = req.url!
-    const head = upstreamHead(req.rawHeaders, grant, url, req.socket.remoteAddress ?? '', false)
-    if (head === 431) return refuse(431, 'HeaderFieldsTooLarge', 'the request has more header fields than a backend reads')
+    const routed = route(req, res)
+    if (routed === undefined) return
+    const { grant, path } = routed
+    const head = upstreamHead(req.rawHeaders, grant, req.url!, req.socket.remoteAddress ?? '', false)
+    if (head === 431) return fail(res, 431, 'HeaderFieldsTooLarge', 'the request has more header fields than a backend reads')
     const backend = grant.backend
-    const send = () => {
-      // A held request whose client went away (or ended mid-body) is dropped before it reaches the backend.
-      if (req.destroyed || res.destroyed) return
-      if (backend.ending) return refuse(410, 'Gone', 'the backend is terminating')
-      const exchange = new Exchange(req, res, backend)
-      poolOf(backend).dispatch({ method: req.method!, path: splitToken(url)[1], headers: head.headers, body: head.body ? req : null }, exchange)
-    }
-    whenServable(backend, req.socket, send, refuse)
+    if (backend.status === 'ready') forward(req, res, backend, path, head)
+    else hold(backend, req.socket, res, () => forward(req, res, backend, path, head))
   }
 
   const onUpgrade = (req: IncomingMessage, client: Socket, early: Buffer): void => {
     client.on('error', () => client.destroy())
-    const refuse = (status: number, code: string, message: string) => endSocket(client, status, code, message)
-    const grant = route(req, refuse)
-    if (grant === undefined) return
-    const url = req.url!
-    const head = upstreamHead(req.rawHeaders, grant, url, client.remoteAddress ?? '', true)
-    if (head === 431) return refuse(431, 'HeaderFieldsTooLarge', 'the request has more header fields than a backend reads')
+    const routed = route(req, client)
+    if (routed === undefined) return
+    const { grant, path } = routed
+    const head = upstreamHead(req.rawHeaders, grant, req.url!, client.remoteAddress ?? '', true)
+    if (head === 431) return fail(client, 431, 'HeaderFieldsTooLarge', 'the request has more header fields than a backend reads')
     const backend = grant.backend
     const send = () => {
       if (client.destroyed) return
-      if (backend.ending) return refuse(410, 'Gone', 'the backend is terminating')
+      if (backend.ending) return fail(client, 410, 'Gone', 'the backend is terminating')
       registry.begin(backend)
       let counted = true
       const uncount = () => {
@@ -315,7 +329,7 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
         host: backend.host ?? registry.backendHost,
         port: backend.port!,
         method: req.method,
-        path: splitToken(url)[1],
+        path,
         headers: head.headers,
         agent: false,
       })
@@ -368,11 +382,12 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
         uncount()
         if (client.destroyed) return
         report(`proxy: ${backend.id}: ${error.code ?? error.message}`)
-        refuse(502, 'BadGateway', 'the backend did not answer')
+        fail(client, 502, 'BadGateway', 'the backend did not answer')
       })
       upstream.end()
     }
-    whenServable(backend, client, send, refuse)
+    if (backend.status === 'ready') send()
+    else hold(backend, client, client, send)
   }
 
   /** CONNECT is not a request a backend can answer. */
