@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const ROUNDS = 5
+const ROUNDS = 7
 const MS = 1800
 const CONNECTIONS = 32
 const WS_TRIPS = 2000

@@ -131,6 +131,20 @@ function responseHeaders(raw: Buffer[] | string[], backendId: string, upgrade: b
   return out
 }
 
+const EXCHANGE = Symbol('exchange')
+/** A response and the exchange that answers it. */
+type ExchangeResponse = ServerResponse & { [EXCHANGE]: { closed(): void; draining: boolean; resume: (() => void) | undefined } }
+
+function onResponseClose(this: ServerResponse): void {
+  ;(this as ExchangeResponse)[EXCHANGE].closed()
+}
+
+function onResponseDrain(this: ServerResponse): void {
+  const exchange = (this as ExchangeResponse)[EXCHANGE]
+  exchange.draining = false
+  exchange.resume?.()
+}
+
 /** The proxy's request and upgrade handlers, plus `close()` that ends every pool and tunnel. */
 export function createProxy(registry: Registry, hosts: HostCheck, options: ProxyOptions) {
   const pools = new Map<Backend, Pool>()
@@ -216,43 +230,40 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
   class Exchange implements Dispatcher.DispatchHandler {
     readonly res: ServerResponse
     readonly backend: Backend
-    #abort: ((error: Error) => void) | undefined
-    #resume: (() => void) | undefined
-    #done = false
+    abort: ((error: Error) => void) | undefined
+    resume: (() => void) | undefined
+    done = false
+    draining = false
 
     constructor(res: ServerResponse, backend: Backend) {
       this.res = res
       this.backend = backend
       registry.begin(backend)
-      res.on('close', this.#onClose)
+      // Listeners shared by every exchange (no closure per request); they find it on the response.
+      ;(res as ExchangeResponse)[EXCHANGE] = this
+      res.on('close', onResponseClose)
     }
 
-    #onClose = (): void => {
-      // The client went away (or the answer is complete): stop the upstream request if it still runs.
-      if (!this.#done) this.#abort?.(new Error('client closed'))
+    /** The client went away, or the answer is complete: stop the upstream request if it still runs. */
+    closed(): void {
+      if (!this.done) this.abort?.(new Error('client closed'))
       this.#finish()
     }
 
-    #draining = false
-    #onDrain = (): void => {
-      this.#draining = false
-      this.#resume?.()
-    }
-
     #finish(): void {
-      if (this.#done) return
-      this.#done = true
+      if (this.done) return
+      this.done = true
       registry.end(this.backend)
     }
 
     onConnect(abort: (error?: Error) => void): void {
-      if (this.#done) return abort(new Error('client closed'))
-      this.#abort = abort
+      if (this.done) return abort(new Error('client closed'))
+      this.abort = abort
     }
 
     onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
       if (status < 200) return true // interim answers (103) are not passed on
-      this.#resume = resume
+      this.resume = resume
       this.res.writeHead(status, statusText || undefined, responseHeaders(raw, this.backend.id, false))
       return true
     }
@@ -260,9 +271,9 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     onData(chunk: Buffer): boolean {
       if (this.res.write(chunk)) return true
       // The client is slow: the backend's socket waits until it has taken this chunk.
-      if (!this.#draining) {
-        this.#draining = true
-        this.res.once('drain', this.#onDrain)
+      if (!this.draining) {
+        this.draining = true
+        this.res.once('drain', onResponseDrain)
       }
       return false
     }
@@ -278,7 +289,7 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     }
 
     onError(error: Error): void {
-      const wasDone = this.#done
+      const wasDone = this.done
       this.#finish()
       if (wasDone) return
       report(`proxy: ${this.backend.id}: ${(error as NodeJS.ErrnoException).code ?? error.message}`)
