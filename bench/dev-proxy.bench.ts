@@ -12,7 +12,8 @@
  *     cores, throughput against talking to the backend directly is set by the load generator and
  *     the backend sharing the CPU; CPU per request is what tells proxies apart. Goal: ≤ 0.70× http-proxy.
  * (2) Throughput and p99 latency of the same loads. Goals: ≥ 1.00× and ≤ 1.00× http-proxy.
- * (3) WebSocket echo round trip (sequential). Goal: ≤ 1.10× the bare forwarder.
+ * (3) WebSocket echo round trip (sequential, one client interleaving its trips to every subject trip by
+ *     trip, so that all see the same machine load). Goal: ≤ 1.10× the bare forwarder.
  * Run alone: `node --import tsx --expose-gc bench/dev-proxy.bench.ts`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -100,10 +101,6 @@ async function load(base: string, path: string, ms: number): Promise<Load> {
   const result = JSON.parse(await run('./fixtures/http-load.mjs', [base + path, String(CONNECTIONS), String(ms)])) as Load
   if (result.errors > 0) throw new Error(`${base}: ${result.errors} errors`)
   return result
-}
-
-async function wsTrip(base: string): Promise<number> {
-  return (JSON.parse(await run('./fixtures/ws-client.mjs', [base.replace('http', 'ws'), String(WS_TRIPS)])) as { mean: number }).mean
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
@@ -236,8 +233,14 @@ try {
     console.log(`  for scale, CPU per request vs ours: ${others('ours').map((n) => `${n} ${(1 / ratio(all, 'ours', n, (x) => x.cpuUs)).toFixed(2)}×`).join(', ')}`)
   }
 
-  const ws = await rounds((name) => wsTrip(subjects[name]!.base))
-  console.log(`WebSocket echo round trip (32 bytes, mean of ${WS_TRIPS} sequential, ${ROUNDS} interleaved rounds)`)
+  // WebSocket: one client, round trips to every subject interleaved trip by trip (the same load for all).
+  const ws: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]))
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = names.map((_, i) => names[(i + round) % names.length]!)
+    const means = JSON.parse(await run('./fixtures/ws-compare.mjs', [String(WS_TRIPS), ...order.map((name) => subjects[name]!.base.replace('http', 'ws'))])) as { mean: number }[]
+    order.forEach((name, i) => ws[name]!.push(means[i]!.mean))
+  }
+  console.log(`WebSocket echo round trip (32 bytes, sequential, interleaved trip by trip; ${ROUNDS} rounds of ${WS_TRIPS} per subject)`)
   for (const name of names) console.log(`  ${name.padEnd(10)} ${(median(ws[name]!) * 1000).toFixed(0)} µs`)
   const wsRatio = ratio(ws, 'ours', 'bare', (x) => x)
   console.log(`  ours vs the bare forwarder ${wsRatio.toFixed(2)}× (goal ≤ ${GOALS.ws.toFixed(2)}×) ${verdict(wsRatio <= GOALS.ws)}; http-proxy ${ratio(ws, 'http-proxy', 'bare', (x) => x).toFixed(2)}×${subjects.nginx ? `, nginx ${ratio(ws, 'nginx', 'bare', (x) => x).toFixed(2)}×` : ''}`)
