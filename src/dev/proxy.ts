@@ -35,7 +35,9 @@ export interface ProxyServerOptions {
 const MAX_HEAD = 16 * 1024
 /** An idle keep-alive client connection is closed after this (announced as `keep-alive: timeout=60`). */
 const IDLE_MS = 60_000
-/** A refused upgrade's body is passed on up to this size. */
+/** Bytes a client may send after an upgrade request before the backend has accepted it. */
+const MAX_EARLY = 64 * 1024
+/** A refused upgrade's answer is passed on whole up to this size (its body is read before it is sent on). */
 const MAX_REFUSAL_BODY = 64 * 1024
 
 const CORS = ['access-control-allow-origin', '*', 'access-control-allow-methods', '*', 'access-control-allow-headers', '*, Authorization']
@@ -326,6 +328,18 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     const head = upstreamHead(req.rawHeaders, grant, req.url!, client.remoteAddress ?? '', true)
     if (head === 431) return fail(client, 431, 'HeaderFieldsTooLarge', 'the request has more header fields than a backend reads')
     const backend = grant.backend
+    // Until the tunnel is up, the client is read (so that its going away is noticed, even while held)
+    // and what it sends is kept, bounded, for the backend.
+    const pending: Buffer[] = early.length > 0 ? [early] : []
+    let pendingBytes = early.length
+    const onPendingData = (chunk: Buffer) => {
+      pending.push(chunk)
+      pendingBytes += chunk.length
+      if (pendingBytes > MAX_EARLY) client.destroy()
+    }
+    const onPendingEnd = () => client.destroy()
+    client.on('data', onPendingData)
+    client.on('end', onPendingEnd)
     const send = () => {
       if (client.destroyed) return
       if (backend.ending) return fail(client, 410, 'Gone', 'the backend is terminating')
@@ -346,7 +360,13 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       })
       const gone = () => upstream.destroy()
       client.once('close', gone)
+      let tunneled = false
+      // However the exchange ends before a tunnel (an error, the client gone), it stops counting.
+      upstream.on('close', () => {
+        if (!tunneled) uncount()
+      })
       upstream.on('upgrade', (response: IncomingMessage, socket: Socket, rest: Buffer) => {
+        tunneled = true
         client.off('close', gone)
         if (client.destroyed) {
           socket.destroy()
@@ -357,7 +377,9 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
         for (let i = 0; i < fields.length; i += 2) text += `${fields[i]}: ${fields[i + 1]}\r\n`
         client.write(`${text}connection: upgrade\r\n\r\n`, 'latin1')
         if (rest.length > 0) client.write(rest)
-        if (early.length > 0) socket.write(early)
+        client.off('data', onPendingData)
+        client.off('end', onPendingEnd)
+        for (const chunk of pending) socket.write(chunk)
         const close = tunnel(client, socket, () => {
           tunnels.delete(close)
           uncount()
@@ -370,7 +392,12 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
         let size = 0
         response.on('data', (chunk: Buffer) => {
           size += chunk.length
-          if (size <= MAX_REFUSAL_BODY) chunks.push(chunk)
+          chunks.push(chunk)
+          // Larger than a refusal should be: cut off rather than buffered or passed on cut.
+          if (size > MAX_REFUSAL_BODY) {
+            response.destroy()
+            client.destroy()
+          }
         })
         response.on('end', () => {
           client.off('close', gone)
@@ -383,10 +410,7 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
           }
           if (client.writable) client.end(Buffer.concat([Buffer.from(`${text}content-length: ${body.length}\r\nconnection: close\r\n\r\n`, 'latin1'), body]))
         })
-        response.on('error', () => {
-          uncount()
-          client.destroy()
-        })
+        response.on('error', () => client.destroy())
       })
       upstream.on('error', (error: NodeJS.ErrnoException) => {
         client.off('close', gone)

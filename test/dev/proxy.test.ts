@@ -135,6 +135,9 @@ const server = createServer((req, res) => {
     } else if (req.url === '/tunnels') {
       res.writeHead(200, { 'content-type': 'text/plain' })
       res.end(String(tunnels))
+    } else if (req.url === '/silent') {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.end(String(silent))
     } else if (req.url === '/no-content') {
       res.writeHead(204)
       res.end()
@@ -147,7 +150,16 @@ const server = createServer((req, res) => {
 // Upgrades: answers 101, echoes what it gets, sends a heartbeat every 20 ms, and never ends its side,
 // even after the client's FIN (its socket closes only once a write finds the other end gone).
 let tunnels = 0
+let silent = 0
 server.on('upgrade', (req, socket) => {
+  if (req.url === '/silent') {
+    silent++
+    return socket.on('error', () => {}) // never answers
+  }
+  if (req.url === '/refuse') {
+    socket.on('error', () => {})
+    return socket.end('HTTP/1.1 403 Forbidden\\r\\ncontent-type: text/plain\\r\\ntransfer-encoding: chunked\\r\\n\\r\\n3\\r\\nno!\\r\\n0\\r\\n\\r\\n')
+  }
   tunnels++
   const beat = setInterval(() => socket.write('.'), 20)
   socket.on('close', () => {
@@ -621,6 +633,32 @@ describe('proxy', () => {
     expect((await statusOf(server, cr.backend_id)).status).toBe('ready')
     for (const socket of held) socket.destroy()
     await eventually(async () => (await fetch(cr.url).then((r) => r.status).catch(() => 0)) === 200, 'a free slot after the others closed')
+  })
+
+  it('passes a refused upgrade on as an answer (its body whole, CORS added) and closes the connection', async () => {
+    const { url } = await framingServer()
+    const { host, pathname } = new URL(url)
+    const answer = await rawExchange(url, `GET ${pathname}refuse HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n`)
+    const [refusal] = splitAnswers(answer)
+    expect(refusal).toMatchObject({ status: 403, body: 'no!' })
+    expect(refusal!.headers['access-control-allow-origin']).toBe('*')
+    expect(refusal!.headers['x-plane-backend-id']).toBeDefined()
+  })
+
+  it('stops counting an upgrade as activity when the client leaves before the backend answers it (the backend idles out)', async () => {
+    const server = await startDevServer({ command: [process.execPath, '-e', FRAMINGS], port: 0, proxyPort: 0, graceMs: 2000, sweepIntervalMs: 20 })
+    own.push(server)
+    const cr = await connectRaw(server, { key: 'silent', spawn: { max_idle_seconds: 0.3 } })
+    await waitStatus(server, cr.backend_id, 'ready')
+    const { hostname, port, host, pathname } = new URL(cr.url)
+    const client = connect({ host: hostname, port: Number(port) })
+    client.on('error', () => {})
+    await new Promise((resolve) => client.once('connect', resolve))
+    client.write(`GET ${pathname}silent HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n`)
+    // Gone once the backend has the upgrade request (and holds it unanswered).
+    await eventually(async () => (await get(`${cr.url}silent`)).body === '1', 'the backend to receive the upgrade')
+    client.destroy()
+    expect(await waitStatus(server, cr.backend_id, 'terminated')).toMatchObject({ termination_reason: 'swept' })
   })
 
   it('ends a tunnel when the client ends its side, even when the backend never ends its own', async () => {
