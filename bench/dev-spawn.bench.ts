@@ -1,7 +1,8 @@
 /**
  * Spawn-to-ready as a user sees it: `await (await jamsocket.connect({ key })).waitUntilReady()`
  * through the library against the local server, compared with starting the same minimal Node HTTP
- * backend by hand (`spawn` on a free port, in a session of its own as the server starts backends)
+ * backend by hand (`spawn` on a free port, in a session of its own and with the same small base
+ * environment as the server starts backends)
  * and sending `HEAD /` every 1 ms until it answers, in the same run. The local server runs in a
  * session of its own. Rounds alternate which goes first; the ratio is the median of the per-round
  * ratios. Goal: ≤ 1.10×. Run alone: `node --import tsx --expose-gc bench/dev-spawn.bench.ts`.
@@ -10,6 +11,7 @@ import { spawn } from 'node:child_process'
 import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { isBaseName } from '../src/dev/env.js'
 import { Jamsocket } from '../src/index.js'
 
 const ROUNDS = 15
@@ -38,10 +40,14 @@ function answers(port: number): Promise<boolean> {
   })
 }
 
+// The environment the local server starts backends from (its small base), so that both start the same
+// way: e.g. NODE_EXTRA_CA_CERTS alone adds milliseconds to a Node process's start.
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => isBaseName(name)))
+
 async function byHand(): Promise<number> {
   const start = performance.now()
   const port = await freePort()
-  const child = spawn(process.execPath, [backend], { env: { ...process.env, PORT: String(port) }, stdio: 'ignore', detached: true })
+  const child = spawn(process.execPath, [backend], { env: { ...baseEnv, PORT: String(port) }, stdio: 'ignore', detached: true })
   while (!(await answers(port))) await new Promise((r) => setTimeout(r, POLL_MS))
   const elapsed = performance.now() - start
   const exited = new Promise((r) => child.once('exit', r))
