@@ -1,12 +1,30 @@
 // The session backend of the multiplayer example: one process per document (its key), holding the
 // document's state (a shared counter and who is here) and broadcasting every change over socket.io.
-// It trusts only what the proxy verified: the user name from x-verified-username, and a socket whose
-// handshake carries the connect response's secret_token (matched against x-verified-secret).
+// Written with session-backends/backend (in your app: `from 'session-backends/backend'`; here the
+// source, run through tsx): it listens where it is told, takes a socket only when the proxy vouches
+// for it and its handshake carries the connect response's secret_token, names people by the verified
+// user, and saves the document in its data directory when terminated (the next backend for the same
+// document starts from it).
+import { readFile, rename, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
+import { join } from 'node:path'
 import { Server } from 'socket.io'
+import { JamsocketBackend, onTerminate, socketIdentity } from '../../src/backend/index.js'
 
-const doc = process.env.SESSION_BACKEND_KEY
-let count = 0
+const backend = new JamsocketBackend() // PORT, HOST, SESSION_BACKEND_*: a clear error when one is missing
+const doc = backend.key
+const stateFile = backend.dataDir === null ? null : join(backend.dataDir, 'state.json')
+let count = await load()
+
+/** The count the last backend of this document saved; 0 when there is none. */
+async function load() {
+  try {
+    const saved = JSON.parse(await readFile(stateFile ?? '', 'utf8'))
+    return Number.isInteger(saved?.count) ? saved.count : 0
+  } catch {
+    return 0
+  }
+}
 
 const server = createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain' })
@@ -14,16 +32,13 @@ const server = createServer((req, res) => {
 })
 const io = new Server(server)
 
-io.use((socket, next) => {
-  const { headers, auth } = socket.handshake
-  const secret = headers['x-verified-secret']
-  if (!secret || auth?.secret_token !== secret) return next(new Error('unauthorized'))
-  socket.data.user = headers['x-verified-username'] || 'anonymous'
-  next()
-})
+// socket.data.identity = { user, auth, backendId, path } from the x-verified-* headers; a socket
+// without them, or whose handshake auth.secret_token differs from x-verified-secret, is refused.
+io.use(socketIdentity({ secret: true }))
 
 function broadcast() {
-  const people = [...io.sockets.sockets.values()].filter((s) => s.data.here).map((s) => s.data.user)
+  // Sorted: sockets connect in no set order, and every page should list people alike.
+  const people = [...io.sockets.sockets.values()].filter((s) => s.data.here).map((s) => s.data.identity.user ?? 'anonymous').sort()
   io.emit('state', { doc, count, people })
 }
 
@@ -40,10 +55,17 @@ io.on('connection', (socket) => {
   socket.on('disconnect', broadcast)
 })
 
-server.listen(Number(process.env.PORT), process.env.HOST ?? '127.0.0.1', () => console.log(`document ${doc}: listening`))
+// HOST: the local server's loopback address, so that only its proxy reaches this backend.
+server.listen(backend.port, backend.host, () => console.log(`document ${doc}: listening at count ${count}`))
 
-process.on('SIGTERM', () => {
-  console.log(`document ${doc}: closing at count ${count}`)
-  io.close(() => process.exit(0))
-  server.closeAllConnections()
+// A soft terminate (the page's "End the session", the idle sweep, the server closing) sends SIGTERM:
+// close the sockets, save the document, exit 0.
+onTerminate(async () => {
+  io.close()
+  if (stateFile !== null) {
+    // Write, then rename: a cut write never leaves a half-written state behind.
+    await writeFile(`${stateFile}.tmp`, JSON.stringify({ count }))
+    await rename(`${stateFile}.tmp`, stateFile)
+  }
+  console.log(`document ${doc}: saved at count ${count}`)
 })

@@ -34,8 +34,11 @@ const HTML = `<!doctype html>
 <script type="module" src="/page.js"></script>
 `
 
-/** Starts the local server, bundles the page and serves the app on `port` (0 = any free port). */
-export async function startExample({ port = 0, log = (_line: string) => {} } = {}): Promise<Example> {
+/**
+ * Starts the local server, bundles the page and serves the app on `port` (0 = any free port). Each
+ * document's backend saves its state under `dataDir` when it ends, and the next one starts from it.
+ */
+export async function startExample({ port = 0, dataDir = '.dev-data', log = (_line: string) => {} } = {}): Promise<Example> {
   const bundled = await build({
     entryPoints: [here('./page.tsx')],
     bundle: true,
@@ -51,9 +54,11 @@ export async function startExample({ port = 0, log = (_line: string) => {} } = {
   const script = bundled.outputFiles[0]!.text
 
   const dev = await startDevServer({
-    command: [process.execPath, here('./backend.mjs')],
+    // The backend imports session-backends/backend from source, hence tsx.
+    command: [process.execPath, '--import', 'tsx', here('./backend.mjs')],
     port: 0,
     proxyPort: 0,
+    dataDir,
     onEvent: (event) => {
       if (event.type === 'log') log(`[${event.line.backendId.slice(0, 6)}] ${event.line.text}`)
     },
@@ -73,7 +78,8 @@ export async function startExample({ port = 0, log = (_line: string) => {} } = {
         const doc = url.searchParams.get('doc') ?? ''
         const user = url.searchParams.get('user') ?? ''
         if (!DOC.test(doc) || !DOC.test(user)) return send(400, 'text/plain', 'doc and user: 1 to 64 letters, digits, - or _\n')
-        const backend = await jamsocket.connect({ key: doc, user })
+        // mount: a data directory per document, where its backend saves the state when it ends.
+        const backend = await jamsocket.connect({ key: doc, user, spawn: { executable: { mount: true } } })
         ours.add(backend.backend_id)
         log(`connect ${doc} for ${user}: backend ${backend.backend_id} (${backend.spawned ? 'spawned' : 'running'})`)
         return send(200, 'application/json', JSON.stringify(backend)) // the plain ConnectResponse

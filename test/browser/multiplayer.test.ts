@@ -2,6 +2,9 @@
  * The multiplayer example (examples/multiplayer) in headless Chromium: its app server, the
  * embedded local server and proxy, a socket.io backend process per document, and two pages.
  */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { io } from 'socket.io-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -11,14 +14,18 @@ import { eventually, launchChromium } from './harness.js'
 
 let example: Example
 let browser: Browser
+let dataDir: string
 
 beforeAll(async () => {
-  ;[example, browser] = await Promise.all([startExample(), launchChromium()])
+  // Documents save their state here when their backend ends: a fresh directory per run.
+  dataDir = await mkdtemp(join(tmpdir(), 'multiplayer-'))
+  ;[example, browser] = await Promise.all([startExample({ dataDir }), launchChromium()])
 })
 
 afterAll(async () => {
   await browser?.close()
   await example?.close()
+  if (dataDir) await rm(dataDir, { recursive: true, force: true })
 })
 
 async function open(doc: string, user: string): Promise<Page & { problems: string[] }> {
@@ -56,7 +63,7 @@ describe('the multiplayer example', () => {
     await ada.close()
   })
 
-  it('a page shows terminated when its backend ends, and "Start a new session" connects a new one', async () => {
+  it('a page shows terminated when its backend ends, and "Start a new session" connects a new one that starts from the saved state', async () => {
     const page = await open('ending', 'cy')
     await shows(page, 'status', 'ready')
     await page.click('#increment')
@@ -66,15 +73,15 @@ describe('the multiplayer example', () => {
     expect(await page.locator('#increment').isDisabled()).toBe(true)
     await page.click('#restart')
     await shows(page, 'status', 'ready')
-    await shows(page, 'count', '0') // a new backend: the old one's state went with it
+    await shows(page, 'count', '1') // a new backend: the old one saved the count on SIGTERM, this one read it
     await shows(page, 'people', 'cy')
     await page.click('#increment')
-    await shows(page, 'count', '1')
+    await shows(page, 'count', '2')
     expect(page.problems).toEqual([])
     await page.close()
   })
 
-  it('the backend takes a socket only with the secret_token of a connect response in its handshake', async () => {
+  it('the backend takes a socket only with the secret_token of a connect response in its handshake (socketIdentity)', async () => {
     const response = (await (await fetch(`${example.url}connect?doc=guarded&user=dee`)).json()) as ConnectResponse
     const { origin, pathname } = new URL(response.url)
     const sockets: ReturnType<typeof io>[] = []
@@ -86,8 +93,8 @@ describe('the multiplayer example', () => {
         socket.on('connect_error', (error) => resolve(error.message))
       })
     try {
-      expect(await attempt({})).toBe('unauthorized')
-      expect(await attempt({ secret_token: 'guess' })).toBe('unauthorized')
+      expect(await attempt({})).toBe('the secret does not match x-verified-secret')
+      expect(await attempt({ secret_token: 'guess' })).toBe('the secret does not match x-verified-secret')
       expect(await attempt({ secret_token: response.secret_token })).toBe('connected')
     } finally {
       for (const socket of sockets) socket.disconnect()
