@@ -59,9 +59,10 @@ io.on('connection', (socket) => {
 server.listen(backend.port, backend.host, () => console.log(`document ${doc}: listening at count ${count}`))
 
 // A soft terminate (the page's "End the session", the idle sweep, the server closing) sends SIGTERM:
-// close the sockets, save the document, exit 0.
+// save the document and exit 0. The sockets stay open until the exit closes them: the page keeps its
+// socket while the backend terminates and closes it itself at terminated (an io.close() here raced
+// with that and made Chromium log a send on a closing WebSocket).
 onTerminate(async () => {
-  io.close()
   if (stateFile !== null) {
     // Write, then rename: a cut write never leaves a half-written state behind.
     await writeFile(`${stateFile}.tmp`, JSON.stringify({ count }))
