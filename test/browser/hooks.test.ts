@@ -9,7 +9,9 @@ import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Jamsocket } from '../../src/client/index.js'
 import { startDevServer, type DevServer } from '../../src/dev/index.js'
+import { renderToString } from 'react-dom/server'
 import type { ConnectResponse } from '../../src/wire.js'
+import { tree } from './fixtures/app.js'
 import type { Harness, Message, MountOptions } from './fixtures/harness-types.js'
 import { bundlePage, eventually, launchChromium, relayed, servePage, startGate, StreamCounter, type PageServer } from './harness.js'
 
@@ -176,6 +178,18 @@ describe('SessionBackendProvider + SocketIOProvider in Chromium', () => {
       gate.release()
       await gate.close()
     }
+  })
+
+  it('hydrates server HTML without a mismatch (useReady() false on both sides), then turns ready and connects', async () => {
+    const response = await connect()
+    await jamsocket.handle(response).waitUntilReady()
+    const html = renderToString(tree({ ...response, status: 'ready' }, {}))
+    expect(html).toContain('<p id="ready">false</p>')
+    const page = await openPage()
+    await page.evaluate(([r, h]) => (globalThis as unknown as { harness: Harness }).harness.hydrate(r, h), [{ ...response, status: 'ready' }, html] as const)
+    await shows(page, 'ready', 'true')
+    await eventually(() => run(page, (h) => h.connected()), 'the socket to connect')
+    expect(page.problems).toEqual([])
   })
 
   it('a connectResponse for another backend closes the old stream and socket and opens new ones', async () => {
