@@ -130,11 +130,13 @@ export async function main(argv: string[]): Promise<number> {
   ui.info(`session-backends dev: API ${dev.apiUrl}  proxy ${dev.proxyUrl}  command: ${command.join(' ')}`)
   if (dev.apiToken === undefined) {
     ui.info(`  new Jamsocket({ dev: true, port: ${dev.port} })`)
+    ui.info(`  new Jamsocket({ plane: '${dev.apiUrl}', image: '<any name>' })   (Plane's controller routes)`)
     ui.info(`  dashboard: ${dev.dashboardUrl}`)
   } else {
     // Printed once so that the developer can hand it to the client; the API refuses calls without it.
     if (values['api-token'] === undefined) ui.info(`  API token (required, generated for this run): ${dev.apiToken}`)
     ui.info(`  new Jamsocket({ account: '-', service: '-', token: <the API token>, apiUrl: '${dev.apiUrl}' })`)
+    ui.info(`  new Jamsocket({ plane: '${dev.apiUrl}', image: '<any name>', token: <the API token> })   (Plane's controller routes)`)
   }
 
   const watchers: FSWatcher[] = []

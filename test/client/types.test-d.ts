@@ -26,6 +26,14 @@ describe('public types of the client', () => {
     new Jamsocket({ dev: true }, { retry: true })
   })
 
+  it('constructor: a Plane controller with an image, cluster, pool and token optional', () => {
+    new Jamsocket({ plane: 'http://controller:8080', image: 'ghcr.io/acme/editor:1.4' })
+    new Jamsocket({ plane: 'http://controller:8080', image: 'editor', cluster: 'c', pool: '', token: undefined, retry: false })
+    // @ts-expect-error Plane runs an image: it is required
+    new Jamsocket({ plane: 'http://controller:8080' })
+    expectTypeOf<Jamsocket['target']>().toEqualTypeOf<'dev' | 'hosted' | 'plane'>()
+  })
+
   it('calls and their results', () => {
     const jamsocket = Jamsocket.fromEnv()
     expectTypeOf(jamsocket.connect).parameters.toEqualTypeOf<[(ConnectRequest | undefined)?, (RequestOptions | undefined)?]>()

@@ -41,6 +41,10 @@ describe('session-backends dev', () => {
     await eventually(() => output().includes(`[${handle.backend_id}] listening on`), 'the prefixed output line')
     expect(output()).toContain(`[${handle.backend_id}] status: ready`)
     expect(output()).not.toContain('\x1b[')
+    // The banner says how to reach Plane's routes; a Plane backend's line names its image.
+    expect(output()).toContain(`new Jamsocket({ plane: 'http://127.0.0.1:${port}', image: '<any name>' })`)
+    const viaPlane = await new Jamsocket({ plane: `http://127.0.0.1:${port}`, image: 'ghcr.io/acme/editor:1.4' }).connect({ key: 'cli-plane' })
+    await eventually(() => output().includes(`[${viaPlane.backend_id}] status: scheduled key=cli-plane image=ghcr.io/acme/editor:1.4`), 'the image in the output')
     handle.close()
     child.kill('SIGTERM')
     expect(await exit).toBe(0)
