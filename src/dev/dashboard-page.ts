@@ -143,7 +143,7 @@ export const PAGE_SCRIPT = String.raw`
       tr.classList.toggle('selected', b.id === selected);
       cells[0].textContent = b.id;
       cells[1].textContent = b.key;
-      cells[1].title = b.key;
+      cells[1].title = b.image ? b.key + ' (' + b.image + ')' : b.key;
       cells[2].textContent = b.user == null ? '–' : b.user;
       var pill = cells[3].firstChild;
       pill.dataset.status = status;
@@ -212,7 +212,7 @@ export const PAGE_SCRIPT = String.raw`
     var b = selected && backends.get(selected);
     detail.hidden = !b;
     if (!b) return;
-    byId('detail-id').textContent = b.id + ' · ' + b.key;
+    byId('detail-id').textContent = b.id + ' · ' + b.key + (b.image ? ' · ' + b.image : '');
     byId('detail-terminate').disabled = isEnding(latest(b).status);
   }
 

@@ -21,6 +21,8 @@ export const DASHBOARD_EVENTS_PATH = '/dashboard/events'
 export interface DashboardBackend {
   id: string
   key: string
+  /** The image a Plane connect named (a label: the server's one command runs every backend), or null. */
+  image: string | null
   /** The `user` of the latest connect, or null. */
   user: string | null
   /** Every status reached, with the server's times. */
@@ -56,7 +58,7 @@ function thePage(): { body: Buffer; csp: string } {
 }
 
 function view(backend: Backend): DashboardBackend {
-  return { id: backend.id, key: backend.key, user: backend.lastUser ?? null, statuses: backend.history }
+  return { id: backend.id, key: backend.key, image: backend.context.image ?? null, user: backend.lastUser ?? null, statuses: backend.history }
 }
 
 /** True for the paths the dashboard answers. */

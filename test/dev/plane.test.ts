@@ -301,5 +301,10 @@ describe('one registry for both APIs', () => {
     const scheduled = server.events.find((e) => e.type === 'status' && e.backend.id === viaPlane.backend_id)
     expect(scheduled).toMatchObject({ backend: { key: 'plane-only', image: IMAGE } })
     expect((await rawRequest(`${server.apiUrl}/v2/backend/${viaPlane.backend_id}/status`)).status).toBe(200)
+    // The dashboard's snapshot names the image of a Plane backend too (null for a v2 one).
+    const { events } = await readSse(`${server.apiUrl}/dashboard/events`, {}, (all) => all.some((e) => e.data !== undefined))
+    const snapshot = JSON.parse(events.find((e) => e.data !== undefined)!.data!) as { backends: Array<{ id: string; image: string | null }> }
+    expect(snapshot.backends.find((b) => b.id === viaPlane.backend_id)?.image).toBe(IMAGE)
+    expect(snapshot.backends.find((b) => b.id === v2.backend_id)?.image).toBeNull()
   })
 })
