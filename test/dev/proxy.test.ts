@@ -459,12 +459,14 @@ describe('proxy', () => {
     expect(list.running_backends).toHaveLength(1)
   })
 
-  it('answers malformed and oversized request heads with 400 and 431', async () => {
+  it('answers malformed and oversized request heads with 400 and 431, and CONNECT with 400', async () => {
     const server = await startServer('listen')
     const { host } = new URL(server.proxyUrl)
     expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nBad Header: 1\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /)
     expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /)
     expect(await rawExchange(server.proxyUrl, `GET /x HTTP/1.1\r\nHost: ${host}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /)
+    // CONNECT asks for a tunnel to elsewhere: not something a backend answers.
+    expect(await rawExchange(server.proxyUrl, `CONNECT example.com:443 HTTP/1.1\r\nHost: ${host}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /)
   })
 
   it('refuses malformed or ambiguous request framing with 400 and passes nothing after it on (no smuggled request)', async () => {
