@@ -3,7 +3,6 @@
  * async iteration). Holds no account secret and imports nothing from `node:*`, so a browser can
  * rebuild one from the JSON a server handed it: `new BackendHandle(connectResponse)`.
  */
-import mitt, { type Emitter, type Handler } from 'mitt'
 import { checkMs, deadline, delay, discard } from '../abort.js'
 import { BackendTerminatedError, JamsocketError } from '../errors.js'
 import { isEnding, parseBackendState, type BackendState, type BackendStatus, type ConnectResponse } from '../wire.js'
@@ -56,15 +55,24 @@ export interface WaitUntilReadyOptions {
   timeoutMs?: number
 }
 
+/** The user's handlers, by event name (an array each: a handler added twice is called twice). */
+type Handlers = Map<BackendHandleEvent, ((payload: never) => void)[]>
+
 /**
- * mitt's emit, except that a handler that throws is reported and the others still run (mitt's own
- * emit stops at the first throw, and the handle's other listeners would miss that status for good).
+ * Calls the handlers of one event, from a copy (a handler may add or remove some); one that throws
+ * is reported and the others still run (callEach), so no listener misses a status for good.
  */
-function deliver(emitter: Emitter<BackendHandleEvents>, type: keyof BackendHandleEvents, payload: unknown): void {
-  const handlers = emitter.all.get(type) as ((payload: unknown) => void)[] | undefined
-  if (handlers) callEach([...handlers], payload)
+function deliver(handlers: Handlers, type: BackendHandleEvent, payload: unknown): void {
+  const list = handlers.get(type) as ((payload: unknown) => void)[] | undefined
+  if (list) callEach([...list], payload)
 }
 type InternalListener = (event: FeedEvent) => void
+
+/** Removes the first occurrence of `item`, if any. */
+function remove(list: unknown[], item: unknown): void {
+  const at = list.indexOf(item)
+  if (at !== -1) list.splice(at, 1)
+}
 
 /** At most one `ready_url` request per this many milliseconds when the server answers 202 quickly. */
 const READY_POLL_MIN_INTERVAL_MS = 250
@@ -91,7 +99,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
 
   readonly #feed: StatusFeed
   readonly #ownsFeed: boolean
-  #emitter: Emitter<BackendHandleEvents> | undefined
+  #handlers: Handlers | undefined
   /** Waits and iterations in progress (created on first use: most handles never need it). */
   #internal: Set<InternalListener> | undefined
   readonly #fetch: StatusFeedOptions['fetch']
@@ -172,23 +180,25 @@ export class BackendHandle implements ConnectResponse, Disposable {
    */
   on<K extends BackendHandleEvent>(event: K, handler: (payload: BackendHandleEvents[K]) => void): () => void {
     if (this.#closed) return () => {}
-    this.#emitter ??= mitt<BackendHandleEvents>()
-    this.#emitter.on(event, handler as Handler<BackendHandleEvents[K]>)
+    const handlers = (this.#handlers ??= new Map())
+    const list = handlers.get(event)
+    if (list) list.push(handler)
+    else handlers.set(event, [handler])
     this.#sync()
     return () => this.off(event, handler)
   }
 
   /** Removes a handler added with {@link on} or {@link once}. */
   off<K extends BackendHandleEvent>(event: K, handler: (payload: BackendHandleEvents[K]) => void): void {
-    const emitter = this.#emitter
-    if (!emitter) return
-    emitter.off(event, handler as Handler<BackendHandleEvents[K]>)
+    const list = this.#handlers?.get(event)
+    if (!list) return
+    remove(list, handler)
     const wrappers = this.#onceWrappers?.get(handler)
     const wrapper = wrappers?.get(event)
     if (wrapper) {
       wrappers!.delete(event)
       if (wrappers!.size === 0) this.#onceWrappers!.delete(handler)
-      emitter.off(event, wrapper as Handler<BackendHandleEvents[K]>)
+      remove(list, wrapper)
     }
     this.#sync()
   }
@@ -338,7 +348,7 @@ export class BackendHandle implements ConnectResponse, Disposable {
     this.#unsubscribe?.()
     this.#unsubscribe = undefined
     if (this.#ownsFeed) this.#feed.close()
-    this.#emitter?.all.clear()
+    this.#handlers?.clear()
     this.#onceWrappers = undefined
     const internal = this.#internal
     this.#internal = undefined
@@ -372,19 +382,19 @@ export class BackendHandle implements ConnectResponse, Disposable {
     // Internal consumers (waits, iterations) first, so that a user handler calling close() on
     // 'ready' still lets a pending waitUntilReady resolve.
     if (this.#internal) for (const listener of [...this.#internal]) listener(event)
-    const emitter = this.#emitter
-    if (!emitter) return
+    const handlers = this.#handlers
+    if (!handlers) return
     if (event.type === 'status') {
-      deliver(emitter, event.state.status, event.state)
-      deliver(emitter, 'status', event.state)
-    } else if (event.type === 'error') deliver(emitter, 'error', event.error)
+      deliver(handlers, event.state.status, event.state)
+      deliver(handlers, 'status', event.state)
+    } else if (event.type === 'error') deliver(handlers, 'error', event.error)
   }
 
   /** Follows (subscribes to the feed) exactly while someone listens, iterates or waits. */
   #sync(): void {
     let wanted = !this.#closed && (this.#internal?.size ?? 0) > 0
-    if (!wanted && !this.#closed && this.#emitter) {
-      for (const handlers of this.#emitter.all.values()) if (handlers.length > 0) wanted = true
+    if (!wanted && !this.#closed && this.#handlers) {
+      for (const list of this.#handlers.values()) if (list.length > 0) wanted = true
     }
     if (wanted && !this.#unsubscribe && !this.#feed.closed) this.#unsubscribe = this.#feed.subscribe(this.#onFeed)
     else if (!wanted && this.#unsubscribe) {

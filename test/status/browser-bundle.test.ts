@@ -19,7 +19,6 @@ describe('the status module in a browser', () => {
     expect(result.errors).toEqual([])
     const inputs = Object.keys(result.metafile.inputs)
     expect(inputs.some((p) => p.includes('eventsource-parser'))).toBe(true)
-    expect(inputs.some((p) => p.includes('mitt'))).toBe(true)
     expect(inputs.filter((p) => p.startsWith('node:') || p.includes('src/client'))).toEqual([])
     // The default transport is a plain fetch here: the node:http one is registered by the client only.
     expect(inputs.some((p) => p.endsWith('src/status/transport.ts'))).toBe(true)

@@ -128,6 +128,21 @@ describe('BackendHandle: events', () => {
     expect(offSeen).toEqual([])
   })
 
+  it('a handler added twice is called twice, and off() removes one of them; one added while a status is delivered waits for the next', async () => {
+    const server = await serve(streamOf(HISTORY))
+    const handle = handleFor(server.connectResponse('twice'))
+    const seen: string[] = []
+    const twice = (s: BackendState) => seen.push(`twice:${s.status}`)
+    handle.on('status', twice)
+    handle.on('status', twice)
+    handle.off('status', twice)
+    const late = (s: BackendState) => seen.push(`late:${s.status}`)
+    handle.on('status', (s) => void (s.status === 'loading' && handle.on('status', late)))
+    await until(() => seen.includes('twice:terminated'), 'terminated')
+    expect(seen.filter((e) => e.startsWith('twice:'))).toEqual(LIFE.map((s) => `twice:${s}`))
+    expect(seen.filter((e) => e.startsWith('late:'))).toEqual(LIFE.slice(2).map((s) => `late:${s}`))
+  })
+
   it('does not replay events to a late listener: state says where the backend is', async () => {
     const server = await serve(streamOf(HISTORY.slice(0, 5)))
     const handle = handleFor(server.connectResponse('late'))
