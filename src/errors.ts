@@ -58,17 +58,17 @@ export interface HTTPErrorInit {
  */
 export class HTTPError extends JamsocketError {
   /** The HTTP status (named `code` as upstream `@jamsocket/server`). */
-  readonly code: number
+  declare readonly code: number
   /** The HTTP status. */
-  readonly status: number
+  declare readonly status: number
   /** Machine-readable error code from the body, when the server sent one (e.g. `BackendNotRunning`). */
-  readonly errorCode: string | undefined
+  declare readonly errorCode: string | undefined
   /** Request id from the body, when the server sent one. */
-  readonly requestId: string | undefined
+  declare readonly requestId: string | undefined
   /** The response body, truncated to 500 characters. */
-  readonly body: string | undefined
+  declare readonly body: string | undefined
   /** `Retry-After` in milliseconds, when the server sent one. */
-  readonly retryAfterMs: number | undefined
+  declare readonly retryAfterMs: number | undefined
 
   constructor(init: HTTPErrorInit, options?: ErrorOptions) {
     const detail = [init.errorCode, init.serverMessage].filter(Boolean).join(': ')
@@ -143,7 +143,7 @@ export class NetworkError extends JamsocketError {
 /** A time limit set by `timeoutMs` ran out. Distinct from an abort by the caller's signal. */
 export class TimeoutError extends JamsocketError {
   /** The limit that ran out, in milliseconds. */
-  readonly timeoutMs: number
+  declare readonly timeoutMs: number
 
   constructor(message: string, timeoutMs: number, options?: ErrorOptions) {
     super(message, options)
@@ -159,7 +159,7 @@ export class TimeoutError extends JamsocketError {
 /** The server answered with something the wire contract does not allow. */
 export class ProtocolError extends JamsocketError {
   /** The offending field, e.g. `status` or `connect response.backend_id`, when one is to blame. */
-  readonly field: string | undefined
+  declare readonly field: string | undefined
 
   constructor(message: string, field?: string, options?: ErrorOptions) {
     super(message, options)
@@ -174,18 +174,18 @@ export class ProtocolError extends JamsocketError {
 
 /** The backend reached `terminating`, `hard-terminating` or `terminated` before what was awaited. */
 export class BackendTerminatedError extends JamsocketError {
-  readonly backendId: string
+  declare readonly backendId: string
   /** The state that ended the wait. */
-  readonly state: BackendState
+  declare readonly state: BackendState
   /** Why it ended, when the server said. */
-  readonly reason: TerminationReason | undefined
+  declare readonly reason: TerminationReason | undefined
   /** Whether the process exited with an error, when the server said. */
-  readonly exitError: boolean | undefined
+  declare readonly exitError: boolean | undefined
   /**
    * Every status the backend reached before this, in order, with the server's times (`timingsOf()`
    * turns it into phases), as far as the follower saw it; empty when unknown.
    */
-  readonly history: readonly BackendState[]
+  declare readonly history: readonly BackendState[]
 
   constructor(backendId: string, state: BackendState, options?: ErrorOptions & { history?: readonly BackendState[] }) {
     const reason = 'termination_reason' in state ? (state.termination_reason ?? undefined) : undefined
@@ -210,7 +210,7 @@ export class BackendTerminatedError extends JamsocketError {
  */
 export class BackendEnvError extends JamsocketError {
   /** The variable to blame, e.g. `PORT`. */
-  readonly variable: string
+  declare readonly variable: string
 
   constructor(message: string, variable: string, options?: ErrorOptions) {
     super(message, options)
@@ -229,7 +229,7 @@ export class BackendEnvError extends JamsocketError {
  */
 export class IdentityError extends JamsocketError {
   /** The header to blame, when one is (e.g. `x-verified-user-data`). */
-  readonly header: string | undefined
+  declare readonly header: string | undefined
 
   constructor(message: string, header?: string, options?: ErrorOptions) {
     super(message, options)

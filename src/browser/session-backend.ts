@@ -13,15 +13,15 @@ import { parseBackendState, type BackendState, type ConnectResponse } from '../w
  */
 export class SessionBackend {
   /** The backend's URL through the proxy (`connectResponse.url`). */
-  readonly url: string
+  declare readonly url: string
   /** `connectResponse.status_url`. */
-  readonly statusUrl: string
+  declare readonly statusUrl: string
   /** The handle underneath: typed events, `state`, `waitUntilReady()`. */
-  readonly handle: BackendHandle
+  declare readonly handle: BackendHandle
   /** Resolves once the backend is ready; never rejects (stays pending if it ends first). */
-  readonly onReadyPromise: Promise<void>
+  declare readonly onReadyPromise: Promise<void>
   /** Resolves once the backend is terminated; never rejects. */
-  readonly onTerminatedPromise: Promise<void>
+  declare readonly onTerminatedPromise: Promise<void>
   readonly #fetch: NonNullable<BackendHandleOptions['fetch']>
 
   constructor(connectResponse: ConnectResponse, options: BackendHandleOptions = {}) {

@@ -87,15 +87,15 @@ const READY_POLL_MIN_INTERVAL_MS = 250
  * {@link state}.
  */
 export class BackendHandle implements ConnectResponse, Disposable {
-  readonly backend_id: string
-  readonly spawned: boolean
+  declare readonly backend_id: string
+  declare readonly spawned: boolean
   /** The status in the connect response (as received); the live one is {@link state}. */
-  readonly status: BackendStatus
-  readonly token: string
-  readonly url: string
-  readonly secret_token?: string | null
-  readonly status_url: string
-  readonly ready_url: string | null
+  declare readonly status: BackendStatus
+  declare readonly token: string
+  declare readonly url: string
+  declare readonly secret_token?: string | null
+  declare readonly status_url: string
+  declare readonly ready_url: string | null
 
   readonly #feed: StatusFeed
   readonly #ownsFeed: boolean
@@ -115,7 +115,8 @@ export class BackendHandle implements ConnectResponse, Disposable {
     this.status = response.status
     this.token = response.token
     this.url = response.url
-    if (response.secret_token !== undefined) this.secret_token = response.secret_token
+    // Always set (undefined when absent), as a declared field was: toJSON leaves an undefined one out.
+    this.secret_token = response.secret_token
     this.status_url = response.status_url
     // null stays null (toJSON gives back what was received); a missing one is ''.
     this.ready_url = response.ready_url === null ? null : (response.ready_url ?? '')
