@@ -1,3 +1,4 @@
+import { createParser } from 'eventsource-parser'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ProtocolError } from '../../src/errors.js'
@@ -160,6 +161,30 @@ describe('SSE decoding: chunking', () => {
         },
       ),
       { numRuns: 500 },
+    )
+  })
+
+  it('parses every LF-only stream as eventsource-parser 3 does: the same events, ids, types and retries (property)', () => {
+    const line = fc.oneof(
+      fc.constantFrom('', 'data', 'data:', 'data: ', 'id', 'id:', 'event:', 'retry:', 'retry: 7', 'retry:12x', ':', ': c', 'Data:x', 'id:a\0b'),
+      fc.tuple(fc.constantFrom('data', 'id', 'event', 'retry', 'other', ''), fc.constantFrom(':', ': ', ':  ', ''), fc.string({ maxLength: 6 })).map(
+        ([field, colon, value]) => `${field}${colon}${value.replace(/[\r\n]/g, ' ')}`,
+      ),
+    )
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 30 }), fc.uniqueArray(fc.integer({ min: 1, max: 400 }), { maxLength: 8 }), (lines, rawCuts) => {
+        const text = lines.map((l) => `${l}\n`).join('')
+        const expected: unknown[] = []
+        const parser = createParser({ onEvent: (e) => expected.push({ data: e.data, id: e.id, event: e.event }), onRetry: (ms) => expected.push(ms) })
+        parser.feed(text)
+        const got: unknown[] = []
+        const d = createSseDecoder({ onMessage: (m) => got.push(m), onRetry: (ms) => got.push(ms) })
+        const points = [0, ...rawCuts.filter((c) => c < text.length).sort((a, b) => a - b), text.length]
+        for (let i = 1; i < points.length; i++) d.pushText(text.slice(points[i - 1], points[i]))
+        d.end()
+        expect(got).toEqual(expected)
+      }),
+      { numRuns: 1000 },
     )
   })
 
