@@ -1,5 +1,5 @@
 import { statusFetch } from '../../src/client/node-stream.js'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   AuthenticationError,
   BackendNotFoundError,
@@ -10,6 +10,7 @@ import {
   TimeoutError,
   type JamsocketError,
 } from '../../src/errors.js'
+import type { FetchLike } from '../../src/abort.js'
 import { StatusFeed, statusStreamUrl, type FeedEvent, type StatusFeedOptions } from '../../src/status/feed.js'
 import { createSseDecoder } from '../../src/status/sse.js'
 import type { BackendState, BackendStatus } from '../../src/wire.js'
@@ -59,6 +60,60 @@ function follow(feed: StatusFeed, onEvent?: (event: FeedEvent) => void): Followe
 }
 
 const statuses = (states: BackendState[]) => states.map((s) => s.status)
+
+/**
+ * Lock-step pacing between a test, its server script and the feed, with no timer involved: the
+ * script's `server(write)` waits for the test's `release()`, and `handled(n)` resolves once the feed
+ * has handled n bytes of the body (it asked for the next chunk after them) or dropped the body.
+ */
+function createStep() {
+  let released = 0
+  let wakeServer: (() => void) | undefined
+  let delivered = 0
+  let handled = 0
+  let wakeTest: (() => void) | undefined
+  let dropped = false
+  const nodeFetch = statusFetch()!
+  return {
+    async server(write: () => Promise<void>): Promise<void> {
+      while (released === 0) await new Promise<void>((resolve) => (wakeServer = resolve))
+      released--
+      await write()
+    },
+    release(): void {
+      released++
+      wakeServer?.()
+    },
+    async handled(bytes: number): Promise<void> {
+      while (handled < bytes && !dropped) await new Promise<void>((resolve) => (wakeTest = resolve))
+    },
+    fetch: (async (input: string | URL | Request, init?: RequestInit) => {
+      const response = await nodeFetch(input, init)
+      const reader = response.body!.getReader()
+      // highWaterMark 0: the feed pulls again only when it has handled what it was given.
+      const body = new ReadableStream<Uint8Array>(
+        {
+          async pull(controller) {
+            handled = delivered
+            wakeTest?.()
+            const { done, value } = await reader.read()
+            if (done) return controller.close()
+            delivered += value.length
+            controller.enqueue(value)
+          },
+          cancel: (reason) => {
+            dropped = true
+            wakeTest?.()
+            return reader.cancel(reason)
+          },
+        },
+        { highWaterMark: 0 },
+      )
+      // The transport's response is Response-like (status, headers.get, body): keep all but the body.
+      return { status: response.status, ok: response.ok, headers: response.headers, body } as Response
+    }) as FetchLike,
+  }
+}
 
 /** A Plane-like transcript: ids, keep-alive comments, mixed line endings. */
 function transcript(): string {
@@ -235,20 +290,37 @@ describe('StatusFeed: reconnects', () => {
   })
 
   it('keep-alive comments keep a quiet stream alive', async () => {
+    // The feed's clock is faked (its stall timer and Date.now()) and the test paces the server:
+    // each comment is written, read by the feed, then the clock moves on. So the stream is quiet
+    // (comments only) for 8 × 60 = 480 ms of feed time against a 100 ms stall timeout, with every
+    // gap between bytes 60 ms, however late the machine's real timers are.
+    const step = createStep()
     const server = await serve(async (c) => {
       await c.write(frame(HISTORY[0]!))
-      for (let i = 0; i < 8; i++) {
-        await new Promise((r) => setTimeout(r, 25))
-        await c.write(':\n\n')
-      }
+      for (let i = 0; i < 8; i++) await step.server(() => c.write(':\n\n'))
       await c.write(HISTORY.slice(1).map((s) => frame(s)).join(''))
       c.end()
     })
-    const f = follow(new StatusFeed(server.connectResponse('keepalive'), { ...FAST, stallTimeoutMs: 120 }))
-    await f.done
-    expect(f.states).toEqual(HISTORY)
-    expect(f.errors).toEqual([])
-    expect(server.hits()).toBe(1)
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    try {
+      const f = follow(new StatusFeed(server.connectResponse('keepalive'), { ...FAST, fetch: step.fetch, stallTimeoutMs: 100 }))
+      let bytes = frame(HISTORY[0]!).length
+      await step.handled(bytes)
+      for (let i = 0; i < 8; i++) {
+        vi.advanceTimersByTime(60) // quiet, but for less than the stall timeout since the last byte
+        step.release() // the server writes a comment…
+        await step.handled((bytes += 3)) // …and the feed has read it
+        expect(f.errors).toEqual([])
+      }
+      vi.advanceTimersByTime(60)
+      step.release()
+      await f.done
+      expect(f.states).toEqual(HISTORY)
+      expect(f.errors).toEqual([])
+      expect(server.hits()).toBe(1)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('gives up after maxAttempts failed attempts with a final NetworkError', async () => {
