@@ -164,13 +164,36 @@ describe('SessionBackendProvider + SocketIOProvider in Chromium', () => {
       const response = await connect({ EXIT_GATE_URL: gate.url })
       const page = await openPage()
       await mount(page, response)
-      await eventually(() => run(page, (h) => h.connected()), 'the socket to connect')
-      expect(await run(page, (h) => h.reconnects())).toBe(true)
+      // The socket stays open over its WebSocket: the proxy takes no new request to a terminating
+      // backend (410), so a socket still long-polling would drop at its next poll after 'bye'.
+      await eventually(async () => (await run(page, (h) => h.transport())) === 'websocket', 'the upgrade to WebSocket')
+      expect(await run(page, (h) => [h.connected(), h.reconnects()])).toEqual([true, true])
       await jamsocket.terminate(response.backend_id)
       await shows(page, 'status', 'terminating')
       expect(await text(page, 'ready')).toBe('false')
       await eventually(() => run(page, (h) => h.record.pongs.some((p) => p.at(-1) === 'bye')), 'the backend’s last message')
       expect(await run(page, (h) => [h.connected(), h.reconnects()])).toEqual([true, false])
+      gate.release()
+      await shows(page, 'status', 'terminated')
+      await shows(page, 'socket', 'none')
+    } finally {
+      gate.release()
+      await gate.close()
+    }
+  })
+
+  it('a socket that only long-polls drops at its next poll once the backend terminates (the proxy takes no new request)', async () => {
+    const gate = await startGate()
+    try {
+      const response = await connect({ EXIT_GATE_URL: gate.url })
+      const page = await openPage()
+      await mount(page, response, { socketOptions: { transports: ['polling'] } })
+      await eventually(() => run(page, (h) => h.connected()), 'the socket to connect')
+      await jamsocket.terminate(response.backend_id)
+      // 'bye' answers the pending poll; the next poll is a new request, and the proxy answers it with 410.
+      await eventually(() => run(page, (h) => h.record.pongs.some((p) => p.at(-1) === 'bye')), 'the backend’s last message')
+      await eventually(async () => !(await run(page, (h) => h.connected())), 'the socket to drop')
+      expect(await run(page, (h) => h.reconnects())).toBe(false)
       gate.release()
       await shows(page, 'status', 'terminated')
       await shows(page, 'socket', 'none')
