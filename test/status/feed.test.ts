@@ -87,7 +87,7 @@ function createStep() {
     async handled(bytes: number): Promise<void> {
       while (handled < bytes && !dropped) await new Promise<void>((resolve) => (wakeTest = resolve))
     },
-    fetch: (async (input: string | URL | Request, init?: RequestInit) => {
+    fetch: (async (input, init) => {
       const response = await nodeFetch(input, init)
       const reader = response.body!.getReader()
       // highWaterMark 0: the feed pulls again only when it has handled what it was given.
@@ -111,7 +111,7 @@ function createStep() {
       )
       // The transport's response is Response-like (status, headers.get, body): keep all but the body.
       return { status: response.status, ok: response.ok, headers: response.headers, body } as Response
-    }) as FetchLike,
+    }) satisfies FetchLike,
   }
 }
 
