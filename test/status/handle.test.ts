@@ -167,9 +167,11 @@ describe('BackendHandle: events', () => {
   })
 
   it('two handles on one shared feed use one stream; closing one leaves the other following', async () => {
+    let closedA!: () => void
+    const aClosed = new Promise<void>((resolve) => (closedA = resolve))
     const server = await serve(async (c) => {
       await c.write(HISTORY.slice(0, 2).map((s) => frame(s)).join(''))
-      await new Promise((r) => setTimeout(r, 30))
+      await aClosed // the rest only once a has closed
       await c.write(HISTORY.slice(2).map((s) => frame(s)).join(''))
     })
     const response = server.connectResponse('shared')
@@ -182,6 +184,7 @@ describe('BackendHandle: events', () => {
     b.on('status', (s) => seenB.push(s.status))
     await until(() => seenA.length >= 1, 'first state')
     a.close()
+    closedA()
     expect(feed.closed).toBe(false)
     await b.waitUntilReady()
     await until(() => seenB.length === LIFE.length, 'all states on b')
