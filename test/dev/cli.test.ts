@@ -27,6 +27,9 @@ function run(args: string[], env: Record<string, string> = {}): { child: ChildPr
   return { child, output: () => output, exit }
 }
 
+/** The complete `change in …` lines printed so far (a line still being written is left out). */
+const changeLines = (text: string) => text.split('\n').slice(0, -1).filter((line) => line.startsWith('change in'))
+
 describe('session-backends dev', () => {
   it('serves the API, prints prefixed plain output lines, and terminates every backend on SIGTERM', async () => {
     const { child, output, exit } = run(['dev', '--port', '0', '--proxy-port', '0', '--grace-seconds', '1', '--', process.execPath, fixture('listen')])
@@ -72,7 +75,8 @@ describe('session-backends dev', () => {
       const ended = new Promise((resolve) => handle.once('terminated', resolve))
       writeFileSync(join(dir, 'backend.mjs'), '// changed')
       expect(await ended).toMatchObject({ status: 'terminated', termination_reason: 'external' })
-      expect(output()).toContain('change in')
+      // The message comes over the child's stdout, the status over the API: either may arrive first.
+      await eventually(() => changeLines(output()).length > 0, 'the change message')
       handle.close()
       child.kill('SIGINT')
       expect(await exit).toBe(0)
@@ -93,7 +97,8 @@ describe('session-backends dev', () => {
       const ended = new Promise((resolve) => handle.once('terminated', resolve))
       writeFileSync(join(dir, 'backend.mjs'), '// changed')
       await ended
-      const changes = output().split('\n').filter((line) => line.startsWith('change in'))
+      // The message comes over the child's stdout, the status over the API: either may arrive first.
+      const changes = await eventually(() => changeLines(output()).length > 0 && changeLines(output()), 'the change message')
       expect(changes).toHaveLength(1)
       expect(changes[0]).toContain('backend.mjs')
       expect(changes[0]).not.toContain('store')
