@@ -115,6 +115,8 @@ class Connection implements SseHandlers {
   lastByte = Date.now()
   stalled = false
   retryMs: number | undefined
+  /** The last `id:` this connection dispatched (the feed keeps it when the connection ends). */
+  lastEventId: string | undefined
   timer: ReturnType<typeof setTimeout> | undefined
 
   constructor(
@@ -127,6 +129,10 @@ class Connection implements SseHandlers {
 
   onMessage(message: SseMessage): void {
     if (!this.controller.signal.aborted) this.deliver(message)
+  }
+
+  onId(id: string): void {
+    this.lastEventId = id
   }
 
   onRetry(ms: number): void {
@@ -565,6 +571,7 @@ export class StatusFeed {
       const healthy = this.#rank > startRank || (!error && Date.now() - openedAt >= HEALTHY_AFTER_MS)
       return error ? { healthy, error, final } : { healthy }
     } finally {
+      if (conn.lastEventId !== undefined) this.#lastEventId = conn.lastEventId
       clearTimeout(conn.timer)
       run.connection = undefined
       if (!conn.controller.signal.aborted) conn.controller.abort()
@@ -572,7 +579,6 @@ export class StatusFeed {
   }
 
   #onMessage(message: SseMessage): void {
-    if (message.id !== undefined) this.#lastEventId = message.id
     if (message.data === '') return
     let state: BackendState
     try {

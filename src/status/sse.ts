@@ -30,6 +30,12 @@ export interface SseMessage {
 export interface SseHandlers {
   /** Called for every complete event with at least one data line. */
   onMessage(message: SseMessage): void
+  /**
+   * Called when a blank line ends a block that had an `id:` (before its `onMessage`, if any): the
+   * spec updates the last event ID there even when the block has no data, so an id sent in a block
+   * of its own still comes back as `Last-Event-ID`.
+   */
+  onId?(id: string): void
   /** Called for every valid `retry:` field, in milliseconds. */
   onRetry?(ms: number): void
   /** Called by {@link readEventStream} for every chunk read, however small (liveness: a `:` comment counts). */
@@ -131,9 +137,10 @@ class Decoder implements SseDecoder {
     this.#line = buffered.slice(start)
   }
 
-  /** One line: a blank one dispatches the event (if it has data); unknown fields, comments and bad `retry:` values are ignored. */
+  /** One line: a blank one dispatches the id (if any) and the event (if it has data); unknown fields, comments and bad `retry:` values are ignored. */
   #field(line: string): void {
     if (line === '') {
+      if (this.#id !== undefined) this.#handlers.onId?.(this.#id)
       if (this.#dataLines > 0) this.#handlers.onMessage({ data: this.#data, id: this.#id, event: this.#event })
       this.#data = ''
       this.#dataLines = 0

@@ -159,7 +159,7 @@ describe('StatusFeed: reconnects', () => {
     // After a clean cut, the reconnect carries the id of the last event fully received.
     for (let cut = 0; cut <= bytes.length; cut += 2) {
       let lastId: string | undefined
-      const d = createSseDecoder({ onMessage: (m) => (lastId = m.id ?? lastId) })
+      const d = createSseDecoder({ onMessage: () => {}, onId: (id) => (lastId = id) })
       d.push(bytes.slice(0, cut))
       const second = server.requests.find((r) => r.path === `/v2/backend/cut-${cut}/status/stream` && r.index === 1)
       if (cut === bytes.length) continue // the whole transcript: no reconnect was needed
@@ -417,6 +417,20 @@ describe('StatusFeed: replay and framing', () => {
     expect(f.states).toEqual(HISTORY)
     expect(server.requests.map((r) => r.lastEventId)).toEqual([undefined, 'starting'])
     expect(server.requests[0]!.accept).toBe('text/event-stream')
+  })
+
+  it('an id sent in a block of its own (no data) comes back as Last-Event-ID on reconnect', async () => {
+    const server = await serve(async (c) => {
+      const from = c.lastEventId ? LIFE.indexOf(c.lastEventId as BackendStatus) + 1 : 0
+      const upto = c.index === 0 ? 3 : LIFE.length
+      // Events without ids, each followed by its id alone, as a server that checkpoints separately would send.
+      await c.write(HISTORY.slice(from, upto).map((s) => `${frame(s, 'dev')}id: ${s.status}\n\n`).join(''))
+      c.end()
+    })
+    const f = follow(new StatusFeed(server.connectResponse('id-only'), FAST))
+    await f.done
+    expect(f.states).toEqual(HISTORY)
+    expect(server.requests.map((r) => r.lastEventId)).toEqual([undefined, 'starting'])
   })
 
   it('the dev-server framing (data: without space, no id) works, without Last-Event-ID', async () => {

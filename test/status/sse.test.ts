@@ -177,15 +177,34 @@ describe('SSE decoding: chunking', () => {
         const expected: unknown[] = []
         const parser = createParser({ onEvent: (e) => expected.push({ data: e.data, id: e.id, event: e.event }), onRetry: (ms) => expected.push(ms) })
         parser.feed(text)
+        // The last event ID is set by every block that had an `id:`, data or not. eventsource-parser
+        // reports ids only with data, so the reference for ids parses the same text with a `data:`
+        // line added to every block (which does not change its id).
+        const expectedIds: string[] = []
+        const withData = lines.map((l) => (l === '' ? 'data:\n\n' : `${l}\n`)).join('')
+        createParser({ onEvent: (e) => e.id !== undefined && expectedIds.push(e.id) }).feed(withData)
         const got: unknown[] = []
-        const d = createSseDecoder({ onMessage: (m) => got.push(m), onRetry: (ms) => got.push(ms) })
+        const ids: string[] = []
+        const d = createSseDecoder({ onMessage: (m) => got.push(m), onRetry: (ms) => got.push(ms), onId: (id) => ids.push(id) })
         const points = [0, ...rawCuts.filter((c) => c < text.length).sort((a, b) => a - b), text.length]
         for (let i = 1; i < points.length; i++) d.pushText(text.slice(points[i - 1], points[i]))
         d.end()
         expect(got).toEqual(expected)
+        expect(ids).toEqual(expectedIds)
       }),
       { numRuns: 1000 },
     )
+  })
+
+  it('a block with an id but no data sets the last event ID without dispatching an event', () => {
+    const events: SseMessage[] = []
+    const ids: string[] = []
+    const d = createSseDecoder({ onMessage: (m) => events.push(m), onId: (id) => ids.push(id) })
+    d.pushText('data: a\n\nid: 7\n\n: comment\n\nid\n\nid: 8\nretry: 5\n\nid: 9\n')
+    d.end()
+    expect(events).toEqual([{ data: 'a', id: undefined, event: undefined }])
+    // An `id` with no value resets it to ''; the unterminated last block sets nothing.
+    expect(ids).toEqual(['7', '', '8'])
   })
 
   it('byte-at-a-time gives the same events as one chunk', () => {
