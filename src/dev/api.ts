@@ -11,7 +11,7 @@ import { isDashboardPath, serveDashboard } from './dashboard.js'
 import { createPlaneHandler } from './plane-api.js'
 import type { ResolvedDevOptions } from './options.js'
 import type { Backend, Registry } from './registry.js'
-import { ApiProblem, CORS_HEADERS, type HostCheck, readBody, sendError, sendJson } from './respond.js'
+import { ApiProblem, CORS_HEADERS, decodeSegment, type HostCheck, originHost, readBody, sendError, sendJson } from './respond.js'
 import { streamLogs, streamStatus } from './sse.js'
 
 /** Where the API and proxy are reached, as put into connect responses. */
@@ -27,24 +27,6 @@ const PREFLIGHT_HEADERS = {
   'access-control-allow-methods': 'GET, POST, OPTIONS',
   'access-control-allow-headers': 'content-type, last-event-id, cache-control',
   'access-control-max-age': '600',
-}
-
-/** The host[:port] of an Origin header value; '' when it is not a URL (e.g. `null`). */
-function hostOf(origin: string): string {
-  try {
-    return new URL(origin).host
-  } catch {
-    return ''
-  }
-}
-
-function decode(segment: string | undefined): string | undefined {
-  if (segment === undefined || segment === '') return undefined
-  try {
-    return decodeURIComponent(segment)
-  } catch {
-    return undefined
-  }
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest()
@@ -143,7 +125,7 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
     // POST a "simple" cross-origin request (no preflight) to localhost. Browsers always send Origin
     // then; server-side clients do not. Only the public routes answer a foreign origin.
     const origin = req.headers.origin
-    if (!publicRoute && origin !== undefined && !hosts.allows(hostOf(origin))) {
+    if (!publicRoute && origin !== undefined && !hosts.allows(originHost(origin))) {
       return sendError(res, 403, 'ForbiddenOrigin', 'requests from web pages are refused here (only status, status/stream and ready are public)')
     }
     // Reachable beyond this machine, the API runs code for whoever calls it: it wants its token.
@@ -156,9 +138,9 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
     if (parts[1] !== 'v2') return sendError(res, 404, 'NotFound', 'no such route')
     if (parts[2] === 'service' && (parts.length === 6 || parts.length === 7) && parts[parts.length - 1] === 'connect') {
       if (method !== 'POST') return sendError(res, 405, 'MethodNotAllowed', 'use POST')
-      const account = decode(parts[3])
-      const service = decode(parts[4])
-      const environment = parts.length === 7 ? decode(parts[5]) : undefined
+      const account = decodeSegment(parts[3])
+      const service = decodeSegment(parts[4])
+      const environment = parts.length === 7 ? decodeSegment(parts[5]) : undefined
       if (account === undefined || service === undefined || (parts.length === 7 && environment === undefined)) {
         return sendError(res, 400, 'InvalidRequest', 'bad account, service or environment in the path')
       }
@@ -169,7 +151,7 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
       return sendJson(res, 200, registry.running())
     }
     if (parts[2] !== 'backend' || parts.length < 4 || parts.length > 6) return sendError(res, 404, 'NotFound', 'no such route')
-    const id = decode(parts[3])
+    const id = decodeSegment(parts[3])
     const expected = action === 'terminate' ? 'POST' : 'GET'
     if (action === undefined || !['', 'status', 'status/stream', 'ready', 'terminate', 'logs/stream'].includes(action)) {
       return sendError(res, 404, 'NotFound', 'no such route')

@@ -19,7 +19,7 @@ import type { PublicUrls } from './api.js'
 import { parseConnectInput } from './connect-request.js'
 import type { ResolvedDevOptions } from './options.js'
 import type { Backend, Registry } from './registry.js'
-import { ApiProblem, CORS_HEADERS, type HostCheck, randomName, readBody, sendJson } from './respond.js'
+import { ApiProblem, CORS_HEADERS, decodeSegment, type HostCheck, originHost, randomName, readBody, sendJson } from './respond.js'
 import { EventStream } from './sse.js'
 
 /** The Plane version whose controller API these routes reproduce (answered by `/ctrl/status`). */
@@ -263,7 +263,7 @@ export function createPlaneHandler(
       return sendEmpty(res, 404, PUB_HEADERS)
     }
     if (!get) return sendEmpty(res, 405, { allow: 'GET,HEAD', ...PUB_HEADERS })
-    const backend = registry.get(decode(parts[3]!))
+    const backend = registry.get(decodeSegment(parts[3]) ?? '')
     if (parts[4] === 'status') {
       if (!backend) return sendPlaneError(res, 404, 'NotFound', NOT_FOUND, PUB_HEADERS)
       return sendJson(res, 200, planeEntry(backend.state), PUB_HEADERS)
@@ -281,7 +281,7 @@ export function createPlaneHandler(
   const ctrl = async (req: IncomingMessage, res: ServerResponse, parts: string[], method: string) => {
     // A server that spawns processes takes no orders from web pages (Plane puts /ctrl behind auth).
     const origin = req.headers.origin
-    if (origin !== undefined && !hosts.allows(hostOrigin(origin))) {
+    if (origin !== undefined && !hosts.allows(originHost(origin))) {
       return sendText(res, 403, 'requests from web pages are refused on /ctrl (only /pub is public)')
     }
     // Beyond this machine the server wants its API token on /ctrl, as forward auth answers: 401 in plain text.
@@ -297,7 +297,7 @@ export function createPlaneHandler(
     if (parts.length === 5 && parts[2] === 'b' && parts[3] !== '' && (parts[4] === 'soft-terminate' || parts[4] === 'hard-terminate')) {
       if (method !== 'POST') return sendEmpty(res, 405, { allow: 'POST' })
       req.resume() // the body is ignored, as Plane does
-      const backend = registry.get(decode(parts[3]!))
+      const backend = registry.get(decodeSegment(parts[3]) ?? '')
       if (!backend) return sendPlaneError(res, 404, 'NotFound', NOT_FOUND)
       // Plane answers 200 for a backend that already terminated too.
       registry.terminate(backend, parts[4] === 'hard-terminate', 'external')
@@ -342,22 +342,5 @@ export function createPlaneHandler(
         sendPlaneError(res, 500, 'Other', 'Internal error.', cors)
       })
     },
-  }
-}
-
-function decode(segment: string): string {
-  try {
-    return decodeURIComponent(segment)
-  } catch {
-    return segment
-  }
-}
-
-/** The host[:port] of an Origin header value; '' when it is not a URL (e.g. `null`). */
-function hostOrigin(origin: string): string {
-  try {
-    return new URL(origin).host
-  } catch {
-    return ''
   }
 }

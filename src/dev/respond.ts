@@ -1,6 +1,7 @@
 /**
  * Small HTTP helpers shared by the API and the proxy: error bodies in the hosted API's shape, JSON
- * answers, capped body reading, the `Host` allowlist and random identifiers.
+ * answers, capped body reading, the `Host` allowlist, origin and path-segment parsing, and random
+ * identifiers.
  */
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -123,5 +124,24 @@ export class HostCheck {
   allows(host: string | undefined): boolean {
     if (host === undefined) return false
     return this.#exact.has(host) || this.#exact.has(host.toLowerCase())
+  }
+}
+
+/** The host[:port] of an Origin header value; '' when it is not a URL (e.g. `null`). */
+export function originHost(origin: string): string {
+  try {
+    return new URL(origin).host
+  } catch {
+    return ''
+  }
+}
+
+/** A percent-decoded URL path segment; undefined when it is absent, empty or not valid percent-encoding. */
+export function decodeSegment(segment: string | undefined): string | undefined {
+  if (segment === undefined || segment === '') return undefined
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return undefined
   }
 }
