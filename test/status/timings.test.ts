@@ -2,9 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { BackendTerminatedError, Jamsocket } from '../../src/index.js'
 import { BackendHandle, StatusFeed, timingsOf, type BackendHandleOptions } from '../../src/status/index.js'
 import type { BackendState, BackendStatus, ConnectResponse } from '../../src/wire.js'
-import { frame, startSseServer, until, type Script, type SseServer } from '../helpers/sse-server.js'
+import { FAST, handleHarness, streamOf } from '../helpers/handle-harness.js'
+import { frame, until, type SseServer } from '../helpers/sse-server.js'
 
-const FAST: BackendHandleOptions = { reconnect: { minDelayMs: 1, maxDelayMs: 5 }, stallTimeoutMs: 5_000 }
 const T0 = Date.parse('2024-08-15T14:00:00.000Z')
 
 /** A state at `ms` after T0 (server clock), with what ending states carry. */
@@ -26,34 +26,7 @@ const RECORDED: BackendState[] = [
   at('terminated', 64_100),
 ]
 
-let servers: SseServer[] = []
-let handles: BackendHandle[] = []
-afterEach(async () => {
-  for (const handle of handles) handle.close()
-  await Promise.all(servers.map((s) => s.close()))
-  servers = []
-  handles = []
-})
-
-async function serve(script: Script): Promise<SseServer> {
-  const server = await startSseServer(script)
-  servers.push(server)
-  return server
-}
-
-function follow(response: ConnectResponse, options: BackendHandleOptions = FAST): BackendHandle {
-  const handle = new BackendHandle(response, options)
-  handles.push(handle)
-  return handle
-}
-
-/** Serves `states` on every stream request (a full replay each time), then keeps the stream open. */
-const replaying =
-  (states: BackendState[]): Script =>
-  async (c) => {
-    if (!c.path.endsWith('/stream')) return c.status(404)
-    await c.write(states.map((s) => frame(s)).join(''))
-  }
+const { serve, follow, track } = handleHarness()
 
 function terminated(handle: BackendHandle): Promise<BackendState & { history: readonly BackendState[] }> {
   return new Promise((resolve) => handle.once('terminated', resolve))
@@ -87,7 +60,7 @@ describe('timingsOf: phases from the server timestamps', () => {
 
 describe('handle.history and handle.timings from a recorded stream', () => {
   it('records every status with the server time, in order, and times each phase from those times', async () => {
-    const server = await serve(replaying(RECORDED))
+    const server = await serve(streamOf(RECORDED))
     const handle = follow(server.connectResponse('b1'))
     const end = await terminated(handle)
     expect(handle.history).toEqual(RECORDED)
@@ -102,7 +75,7 @@ describe('handle.history and handle.timings from a recorded stream', () => {
   })
 
   it('a handle made after the fact (connect said ready) gets the earlier statuses from the replay, without events for them', async () => {
-    const server = await serve(replaying(RECORDED))
+    const server = await serve(streamOf(RECORDED))
     const handle = follow({ ...server.connectResponse('b2', 'ready'), spawned: false })
     const seen: BackendStatus[] = []
     handle.on('status', (state) => seen.push(state.status))
@@ -128,7 +101,7 @@ describe('handle.history and handle.timings from a recorded stream', () => {
 
   it('skipped statuses get no phase: their time belongs to the status before', async () => {
     const skipping = [at('scheduled', 0), at('starting', 500), at('ready', 2_000), at('terminated', 9_000)]
-    const server = await serve(replaying(skipping))
+    const server = await serve(streamOf(skipping))
     const handle = follow(server.connectResponse('b4'))
     await terminated(handle)
     expect(handle.history.map((s) => s.status)).toEqual(['scheduled', 'starting', 'ready', 'terminated'])
@@ -151,7 +124,7 @@ describe('handle.history and handle.timings from a recorded stream', () => {
       at('hard-terminating', 300_120, 'startuptimeout'),
       at('terminated', 300_130, 'startuptimeout'),
     ]
-    const server = await serve(replaying(never))
+    const server = await serve(streamOf(never))
     const handle = follow(server.connectResponse('b5'))
     const error = (await handle.waitUntilReady().catch((e: unknown) => e)) as BackendTerminatedError
     expect(BackendTerminatedError.isInstance(error)).toBe(true)
@@ -223,7 +196,7 @@ describe('requestToReadyMs: the client clock, from the connect request to seeing
   it('is given on a handle from connect() once it saw ready, apart from the server-clock readyMs', async () => {
     const { jamsocket } = await api('scheduled')
     const handle = await jamsocket.connect({ key: 'k' })
-    handles.push(handle)
+    track(handle)
     expect(handle.timings.requestToReadyMs).toBeUndefined()
     await handle.waitUntilReady()
     const timings = handle.timings
@@ -236,7 +209,7 @@ describe('requestToReadyMs: the client clock, from the connect request to seeing
   it('a backend already ready in the connect answer was ready to this client when the answer came', async () => {
     const { jamsocket, server } = await api('ready')
     const handle = await jamsocket.connect({ key: 'k' })
-    handles.push(handle)
+    track(handle)
     expect(handle.timings.requestToReadyMs).toBeGreaterThanOrEqual(0)
     expect(server.hits('/stream')).toBe(0) // no following was needed for it
     expect(jamsocket.handle(handle.toJSON()).timings.requestToReadyMs).toBeUndefined()
