@@ -2,41 +2,12 @@ import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
 import { BackendNotFoundError, BackendTerminatedError, JamsocketError, TimeoutError } from '../../src/errors.js'
 import { BackendHandle, StatusFeed, type BackendHandleOptions } from '../../src/status/index.js'
 import type { BackendState, BackendStatus, ConnectResponse, TerminatedState } from '../../src/wire.js'
-import { frame, startSseServer, stateOf, until, type Connection, type Script, type SseServer } from '../helpers/sse-server.js'
+import { FAST, handleHarness, streamOf } from '../helpers/handle-harness.js'
+import { frame, stateOf, until, type Connection, type Script, type SseServer } from '../helpers/sse-server.js'
 
 const LIFE: BackendStatus[] = ['scheduled', 'loading', 'starting', 'waiting', 'ready', 'terminating', 'terminated']
 const HISTORY = LIFE.map((s, i) => stateOf(s, i))
-const FAST: BackendHandleOptions = { reconnect: { minDelayMs: 1, maxDelayMs: 5 }, stallTimeoutMs: 5_000 }
-
-let servers: SseServer[] = []
-let handles: BackendHandle[] = []
-afterEach(async () => {
-  for (const handle of handles) handle.close()
-  await Promise.all(servers.map((s) => s.close()))
-  servers = []
-  handles = []
-})
-
-async function serve(script: Script): Promise<SseServer> {
-  const server = await startSseServer(script)
-  servers.push(server)
-  return server
-}
-
-function handleFor(response: ConnectResponse, options: BackendHandleOptions = FAST): BackendHandle {
-  const handle = new BackendHandle(response, options)
-  handles.push(handle)
-  return handle
-}
-
-/** A stream that writes `states` and then stays open (Plane style). */
-const streamOf =
-  (states: BackendState[], end = false): Script =>
-  async (c) => {
-    if (!c.path.endsWith('/stream')) return c.status(404)
-    await c.write(states.map((s) => frame(s)).join(''))
-    if (end) c.end()
-  }
+const { serve, follow: handleFor } = handleHarness()
 
 describe('BackendHandle: the ConnectResponse it wraps', () => {
   const response: ConnectResponse = {
@@ -328,10 +299,12 @@ describe('BackendHandle.waitUntilReady', () => {
       expect(server.hits('/ready')).toBe(3)
     })
 
-    it('an empty ready_url means the stream only', async () => {
+    it('an empty or null ready_url means the stream only', async () => {
       const server = await serve(streamOf(HISTORY.slice(0, 5)))
-      const handle = handleFor(server.connectResponse('ru-empty', 'scheduled', false))
-      await handle.waitUntilReady()
+      await handleFor(server.connectResponse('ru-empty', 'scheduled', false)).waitUntilReady()
+      const nulled = handleFor({ ...server.connectResponse('ru-null', 'scheduled', false), ready_url: null })
+      expect(nulled.ready_url).toBeNull()
+      await nulled.waitUntilReady()
       expect(server.hits('/ready')).toBe(0)
     })
 
