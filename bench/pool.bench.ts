@@ -21,7 +21,12 @@ interface Counts {
   open: number
 }
 
-const child = fork(fileURLToPath(new URL('./fixtures/pool-api.mjs', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+// The API runs in a child process in a session of its own (detached), so that its work is not
+// counted with the client's; it exits when this run ends (its IPC channel closes).
+const child = fork(fileURLToPath(new URL('./fixtures/pool-api.mjs', import.meta.url)), [], {
+  detached: true,
+  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+})
 const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)))
 const ask = (command: string) =>
   new Promise<Counts>((resolve) => {
