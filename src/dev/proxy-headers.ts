@@ -51,6 +51,26 @@ export function isIdentityName(name: string): boolean {
   return lower.startsWith('x-verified-') || lower === 'x-forwarded-for' || lower === 'x-forwarded-proto'
 }
 
+/** Connection options that name no header, and headers that frame or route the request (never dropped for being named). */
+const NOT_NOMINATED = new Set(['close', 'keep-alive', 'upgrade', 'host', 'content-length', 'transfer-encoding'])
+
+/**
+ * The header names a client lists in its `Connection` fields (hop-by-hop, RFC 9110 §7.6.1), lower
+ * case; undefined when it lists none besides options and framing fields.
+ */
+function nominated(rawHeaders: string[]): Set<string> | undefined {
+  let names: Set<string> | undefined
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue
+    for (const part of rawHeaders[i + 1]!.split(',')) {
+      const token = part.trim().toLowerCase()
+      if (token !== '' && !NOT_NOMINATED.has(token)) (names ??= new Set()).add(token)
+    }
+  }
+  return names
+}
+
 /** The upstream head of one request, or the status to refuse it with. */
 export interface UpstreamHead {
   /** Flat `[name, value, …]`, identity first. */
@@ -63,7 +83,8 @@ export interface UpstreamHead {
  * Builds the head a backend receives for `rawHeaders` (Node's flat `[name, value, …]` as received).
  * Identity comes first so that no number of client fields can push it out of what a backend reads.
  * Dropped: client identity look-alikes, `connection`, `keep-alive`, `proxy-connection`, `upgrade`,
- * `transfer-encoding` and `expect` (the proxy frames the body and answers `100-continue` itself).
+ * `transfer-encoding` and `expect` (the proxy frames the body and answers `100-continue` itself), and
+ * the headers the client names in `Connection` (only ever client fields: identity is the server's).
  * For an upgrade, `upgrade` is kept and `connection: upgrade` added. Returns 431 when the head would
  * have more than {@link MAX_FIELDS} fields.
  */
@@ -71,9 +92,11 @@ export function upstreamHead(rawHeaders: string[], grant: Grant, target: string,
   const headers = identity(grant).concat('x-verified-path', target, 'x-forwarded-for', peer, 'x-forwarded-proto', 'http')
   if (upgrade) headers.push('connection', 'upgrade')
   let body = false
+  const dropped = nominated(rawHeaders)
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!
     const value = rawHeaders[i + 1]!
+    if (dropped !== undefined && dropped.has(name.toLowerCase())) continue
     // Only names starting with one of these letters are looked at closer: the rest pass as they are.
     const first = name.charCodeAt(0) | 32
     if (first === 120 /* x */) {
@@ -94,11 +117,15 @@ export function upstreamHead(rawHeaders: string[], grant: Grant, target: string,
   return { headers, body }
 }
 
-/** The first `Host` of a head (Node's flat `[name, value, …]`). */
-export function hostOf(rawHeaders: string[]): string | undefined {
+/** The `Host` of a head (Node's flat `[name, value, …]`): undefined without one, null with more than one. */
+export function hostOf(rawHeaders: string[]): string | undefined | null {
+  let host: string | undefined
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!
-    if (name.length === 4 && name.toLowerCase() === 'host') return rawHeaders[i + 1]
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      if (host !== undefined) return null
+      host = rawHeaders[i + 1]
+    }
   }
-  return undefined
+  return host
 }

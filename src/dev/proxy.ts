@@ -5,7 +5,8 @@
  * and counts traffic as activity for the idle sweep.
  *
  * Built on Node's own HTTP/1 parser (`node:http`) for the client side, and an `undici` Pool per
- * backend (keep-alive, one request per connection at a time) driven through `dispatch` with a plain
+ * backend (keep-alive, one request per connection at a time, at most `connections` connections)
+ * driven through `dispatch` with a plain
  * handler: the cheapest pooled upstream measured here (see bench/dev-proxy.bench.ts). This is the
  * component that sets the identity headers a backend trusts, so no HTTP framing is written by hand.
  */
@@ -20,6 +21,8 @@ import { tunnel } from './tunnel.js'
 /** What the proxy needs besides the registry. */
 export interface ProxyOptions {
   holdMs: number
+  /** Most connections to one backend at once; further requests wait in its pool. */
+  connections: number
   onError?: ((text: string) => void) | undefined
 }
 
@@ -133,6 +136,13 @@ function responseHeaders(raw: Buffer[] | string[], backendId: string, upgrade: b
   return out
 }
 
+const WAITING = Symbol('waiting')
+/** A client connection and its requests waiting their turn (flat `[req, res, …]`; undefined when none is being served). */
+type ClientSocket = Socket & { [WAITING]?: (IncomingMessage | ServerResponse)[] | undefined }
+const CLIENT = Symbol('client')
+/** A response and its client connection (kept here: a request whose body was destroyed forgets its socket). */
+type TurnResponse = ServerResponse & { [CLIENT]: ClientSocket }
+
 const EXCHANGE = Symbol('exchange')
 /** A response and the exchange that answers it. */
 type ExchangeResponse = ServerResponse & { [EXCHANGE]: { closed(): void; draining: boolean; resume: (() => void) | undefined } }
@@ -165,7 +175,9 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     if (pool === undefined) {
       const host = backend.host ?? registry.backendHost
       const made = new Pool(`http://${host.includes(':') ? `[${host}]` : host}:${backend.port!}`, {
-        connections: null,
+        // Each client connection has at most one request in flight (see onRequest), so this only
+        // bounds what the proxy's two listening servers together could ask of one backend.
+        connections: options.connections,
         pipelining: 1,
         // A backend may stream (SSE, long-polls) for as long as it likes: no upstream deadlines.
         headersTimeout: 0,
@@ -204,7 +216,9 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
 
   /** Checks Host and token: the grant and the upstream path, or undefined once `to` is answered. */
   const route = (req: IncomingMessage, to: Answer): { grant: Grant; path: string } | undefined => {
-    if (!hosts.allows(hostOf(req.rawHeaders))) return void fail(to, 403, 'InvalidHost', 'this Host is not allowed')
+    const host = hostOf(req.rawHeaders)
+    if (host === null) return void fail(to, 400, 'BadRequest', 'more than one Host header')
+    if (!hosts.allows(host)) return void fail(to, 403, 'InvalidHost', 'this Host is not allowed')
     const [token, path] = splitToken(req.url!)
     const grant = token === '' ? undefined : registry.grant(token)
     if (!grant || grant.backend.ending) return void fail(to, 410, 'Gone', 'unknown or expired connection token')
@@ -309,7 +323,44 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     poolOf(backend).dispatch({ method: req.method!, path, headers: head.headers, body: head.body ? req : null }, new Exchange(res, backend))
   }
 
+  /**
+   * A request, taken in its turn: node:http emits every pipelined request of a connection at once,
+   * but answers them in order, so one client connection has one request at a time with the backend
+   * (and at most one hold). Without this, a single pipelining connection could open any number of
+   * backend connections, past `proxyMaxConnections`.
+   */
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket as ClientSocket
+    const waiting = socket[WAITING]
+    if (waiting !== undefined) {
+      waiting.push(req, res)
+      return
+    }
+    socket[WAITING] = []
+    serve(req, res)
+  }
+
+  /** The request before this one on its connection is answered (or the connection is gone): the next one's turn. */
+  function onTurnEnd(this: ServerResponse): void {
+    this.off('finish', onTurnEnd)
+    this.off('close', onTurnEnd)
+    const socket = (this as TurnResponse)[CLIENT]
+    const waiting = socket[WAITING]
+    if (waiting === undefined) return
+    if (waiting.length === 0 || socket.destroyed) {
+      socket[WAITING] = undefined
+      return
+    }
+    const req = waiting.shift() as IncomingMessage
+    serve(req, waiting.shift() as ServerResponse)
+  }
+
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
+    ;(res as TurnResponse)[CLIENT] = req.socket as ClientSocket
+    // 'finish' once the answer is written (node:http emits no 'close' when the request body was
+    // destroyed after it was read), 'close' when the connection closes first.
+    res.on('finish', onTurnEnd)
+    res.on('close', onTurnEnd)
     const routed = route(req, res)
     if (routed === undefined) return
     const { grant, path } = routed

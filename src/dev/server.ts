@@ -128,6 +128,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     const apiHandler = createApiHandler(registry, resolved, new HostCheck(names, port), urls)
     const proxy = createProxy(registry, new HostCheck(names, proxyPort), {
       holdMs: resolved.holdMs,
+      connections: resolved.proxyMaxConnections,
       onError: (text) => resolved.onEvent?.({ type: 'message', level: 'warn', text }),
     })
     const wire = (api: Server, prx: Server) => {
