@@ -4,7 +4,7 @@
  * `HTTP/`, as Plane's drone checks it).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
+import { accessSync, constants, readFileSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
 import { delimiter, isAbsolute, join, resolve } from 'node:path'
 import { cgroupPopulated, killCgroup, removeCgroup } from './cgroup.js'
@@ -192,20 +192,44 @@ function bindOnce(host: string, port: number): Promise<number | undefined> {
 }
 
 /**
- * Asks the OS for a TCP port free on every address in `hosts` (released at once, so the backend
- * can bind it). Free on each loopback, so that whichever one the backend listens on, what answers
- * there is the backend. Rejects when the first address cannot be bound at all.
+ * The ports a backend is given: below the range the OS hands out for port 0 and for outgoing
+ * connections, so that between this pick and the backend's own listen no other program on the
+ * machine can be given the same port by the OS and answer the readiness probe in its place.
+ */
+function backendPortRange(): [number, number] {
+  let low = 49152 // IANA's dynamic range, where /proc does not say (macOS uses it)
+  try {
+    const first = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'latin1').trim().split(/\s+/)[0])
+    if (Number.isInteger(first)) low = first
+  } catch {
+    // not Linux: keep the default
+  }
+  return low > 11024 ? [low - 10000, low] : [0, 0]
+}
+let portRange: [number, number] | undefined
+
+/**
+ * A TCP port free on every address in `hosts` (checked by binding it, released at once so the backend
+ * can bind it), picked at random below the OS's ephemeral range (see backendPortRange). Free on each
+ * loopback, so that whichever one the backend listens on, what answers there is the backend. Rejects
+ * when the first address cannot be bound at all.
  */
 export async function freePort(hosts: readonly string[]): Promise<number> {
+  const [from, to] = (portRange ??= backendPortRange())
   for (let attempt = 0; ; attempt++) {
-    const port = await bindOnce(hosts[0]!, 0)
-    if (port === undefined) throw new Error(`cannot listen on ${hosts[0]}`)
+    // After many taken picks (or with no range below the ephemeral one), ask the OS for any port.
+    const wanted = to > from && attempt < 40 ? from + Math.floor(Math.random() * (to - from)) : 0
+    const port = await bindOnce(hosts[0]!, wanted)
+    if (port === undefined) {
+      if (wanted !== 0) continue // taken: pick another
+      throw new Error(`cannot listen on ${hosts[0]}`)
+    }
     let free = true
     for (const host of hosts.slice(1)) {
       // An address family this machine lacks (EADDRNOTAVAIL) cannot hold a stranger either.
       if ((await bindOnce(host, port)) === undefined && (await addressUsable(host))) free = false
     }
-    if (free || attempt >= 20) return port
+    if (free || attempt >= 60) return port
   }
 }
 

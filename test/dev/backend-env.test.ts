@@ -3,6 +3,7 @@
  * (never the server's secrets), no loader variables or forged names from a request, keys of a sane
  * size, the address to bind, and an API that wants a credential once it is reachable from the network.
  */
+import { readFileSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { resolveDevOptions } from '../../src/dev/options.js'
 import { Jamsocket } from '../../src/index.js'
@@ -50,6 +51,21 @@ describe('backend environment', () => {
     allowed.add('PWD')
     const unexpected = Object.keys(env).filter((name) => process.env[name] !== undefined && !allowed.has(name) && !name.startsWith('LC_'))
     expect(unexpected).toEqual([])
+  })
+
+  it("gives a backend a PORT below the OS's ephemeral range, so no port-0 listener or outgoing socket can take it before the backend listens", async () => {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'latin1').trim().split(/\s+/)[0])
+    const server = await startServer('listen')
+    const ports: number[] = []
+    for (const key of ['port-a', 'port-b', 'port-c']) {
+      const cr = await connectRaw(server, { key })
+      await waitStatus(server, cr.backend_id, 'ready')
+      ports.push(Number((await allEnv(cr.url)).PORT))
+    }
+    for (const port of ports) {
+      expect(port).toBeGreaterThanOrEqual(low - 10000)
+      expect(port).toBeLessThan(low)
+    }
   })
 
   it('refuses loader variables in the request env with 400 naming the variable, unless the server allows them', async () => {

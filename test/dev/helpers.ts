@@ -3,6 +3,7 @@
  * test), waiting for conditions with a deadline (never fixed sleeps), raw API calls, SSE reading,
  * and the process-table check.
  */
+import { existsSync, readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { afterEach } from 'vitest'
@@ -127,13 +128,21 @@ export function statuses(events: SseEvent[]): string[] {
   return events.filter((e) => e.data !== undefined).map((e) => (JSON.parse(e.data!) as BackendState).status)
 }
 
-/** True while a process with this pid exists (`kill(pid, 0)` does not throw ESRCH). */
+/**
+ * True while a process with this pid exists and has not exited: `kill(pid, 0)` does not throw ESRCH,
+ * and it is not a zombie (killed, waiting only for its parent to reap it; it runs nothing).
+ */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (error) {
     return (error as NodeJS.ErrnoException).code !== 'ESRCH'
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return !existsSync('/proc/self/stat') // no /proc (not Linux): kill(pid, 0) is all we can tell; else gone meanwhile
   }
 }
 
