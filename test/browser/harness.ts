@@ -5,6 +5,7 @@
  * wait-for-condition loop (never a fixed sleep).
  */
 import { build } from 'esbuild'
+import { existsSync } from 'node:fs'
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { chromium, type Browser } from 'playwright-core'
@@ -12,7 +13,9 @@ import { chromium, type Browser } from 'playwright-core'
 /** Where Debian installs Chromium (`.ci/run` installs it when missing); CHROMIUM_PATH overrides. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
+/** Headless Chromium, or a clear error saying how to get one when it is not installed. */
 export function launchChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`the browser tests need Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`)
   return chromium.launch({ executablePath: CHROMIUM, headless: true })
 }
 

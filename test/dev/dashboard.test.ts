@@ -8,20 +8,19 @@ import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Jamsocket, type BackendHandle } from '../../src/index.js'
 import type { BackendInfo, BackendStatus } from '../../src/wire.js'
+import { launchChromium } from '../browser/harness.js'
 import { startServer, type TestServer } from './helpers.js'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SCREENSHOT_DIR = fileURLToPath(new URL('../../.work/', import.meta.url))
 const DOCS_SCREENSHOT = fileURLToPath(new URL('../../docs/dashboard.png', import.meta.url))
 
 let browser: Browser
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`the dashboard tests need Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`)
-  browser = await chromium.launch({ executablePath: CHROMIUM })
+  browser = await launchChromium()
 })
 afterAll(async () => {
   await browser?.close()
