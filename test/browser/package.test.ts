@@ -3,31 +3,13 @@
  * server-side layers, pulls in only its own peers, and the built /react and /socketio (ESM and CJS)
  * start with the 'use client' directive that Next.js's app router needs.
  */
-import { build as esbuild } from 'esbuild'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { build as tsup, type Options } from 'tsup'
 import { describe, expect, it } from 'vitest'
 import configs from '../../tsup.config.js'
-
-const src = (path: string) => fileURLToPath(new URL(`../../src/${path}`, import.meta.url))
-
-async function inputsOf(entry: string): Promise<{ inputs: string[]; code: string }> {
-  const result = await esbuild({
-    entryPoints: [src(entry)],
-    bundle: true,
-    platform: 'browser',
-    format: 'esm',
-    target: 'es2022',
-    write: false,
-    metafile: true,
-    logLevel: 'silent',
-    external: ['react', 'socket.io-client'],
-  })
-  return { inputs: Object.keys(result.metafile.inputs), code: result.outputFiles[0]!.text }
-}
+import { browserBundle } from '../helpers/browser-bundle.js'
 
 describe('the browser entries', () => {
   it.each([
@@ -35,7 +17,7 @@ describe('the browser entries', () => {
     ['react/index.ts', ['react'], ['socket.io-client']],
     ['socketio/index.ts', ['react', 'socket.io-client'], []],
   ] as const)('%s bundles for a browser with no node:*, no client/pool/dev layer, and only its peers', async (entry, peers, notPeers) => {
-    const { inputs, code } = await inputsOf(entry)
+    const { inputs, code } = await browserBundle(entry, ['react', 'socket.io-client'])
     expect(inputs.filter((p) => p.startsWith('node:') || /src\/(client|pool|dev)\//.test(p))).toEqual([])
     expect(code).not.toMatch(/\bprocess\.|\bBuffer\b|require\(/)
     for (const peer of peers) expect(code).toContain(`from "${peer}"`)
