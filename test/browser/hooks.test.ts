@@ -21,6 +21,7 @@ interface BackendLog {
   received: { event: string; args: ({ json: unknown } | { binary: number[] })[] }[]
   clients: number
   connections: { auth: Record<string, unknown>; transports: string[] }[]
+  waitingPolls: number
 }
 
 let dev: DevServer
@@ -189,6 +190,9 @@ describe('SessionBackendProvider + SocketIOProvider in Chromium', () => {
       const page = await openPage()
       await mount(page, response, { socketOptions: { transports: ['polling'] } })
       await eventually(() => run(page, (h) => h.connected()), 'the socket to connect')
+      // Terminate only while a poll waits at the backend: a poll sent after terminating gets 410 and
+      // would never carry 'bye'.
+      await eventually(async () => (await backendLog(response)).waitingPolls === 1, 'a poll waiting at the backend')
       await jamsocket.terminate(response.backend_id)
       // 'bye' answers the pending poll; the next poll is a new request, and the proxy answers it with 410.
       await eventually(() => run(page, (h) => h.record.pongs.some((p) => p.at(-1) === 'bye')), 'the backend’s last message')
