@@ -19,7 +19,8 @@ import { findPrlimit, type LimitPlan, planLimits, readRss } from './limits.js'
 import { prepareMount } from './mount.js'
 import type { ResolvedDevOptions } from './options.js'
 import { ApiProblem, randomName, randomToken } from './respond.js'
-import { BackendProcess, freePort, probeUntilReady } from './runner.js'
+import { BackendProcess, freePort, probeUntilReady, spareFits } from './runner.js'
+import { SpareShells } from './spare.js'
 import { Watchdog } from './watchdog.js'
 
 /** One line of a backend's output. */
@@ -215,6 +216,8 @@ export class Registry {
   /** This server's cgroups, or why there are none. */
   readonly #cgroups: CgroupSet | { reason: string }
   readonly #watchdog: Watchdog
+  /** A shell waiting in a fresh cgroup, so that a backend need not wait to enter one (spare.ts). */
+  readonly #spares: SpareShells | undefined
   #closing = false
   /** The address backends are told to bind (`HOST`): the loopback of the server's family. */
   readonly backendHost: string
@@ -229,8 +232,10 @@ export class Registry {
     this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs)
     this.#watchdog = new Watchdog((text) => this.#message('warn', text))
     this.#cgroups = CgroupSet.create()
-    if (this.#cgroups instanceof CgroupSet) this.#watchdog.cgroup(this.#cgroups.dir)
-    else {
+    if (this.#cgroups instanceof CgroupSet) {
+      this.#watchdog.cgroup(this.#cgroups.dir)
+      this.#spares = new SpareShells(this.#cgroups, options.cwd)
+    } else {
       this.#message('warn', `no per-backend cgroup: ${this.#cgroups.reason}; a process a backend moves out of its process group (setsid, detached) is not killed with it`)
     }
   }
@@ -347,15 +352,17 @@ export class Registry {
    * exits without {@link close} (it runs in a process 'exit' handler, where nothing async runs).
    */
   killAllNow(): void {
+    void this.#spares?.close()
     for (const proc of this.#processes) proc.kill('SIGKILL')
   }
 
   /** Refuses new connects, terminates everything, waits until every process is gone. */
   async close(): Promise<void> {
     this.#closing = true
+    const spares = this.#spares?.close()
     await this.terminateAll()
     clearInterval(this.#sweeper)
-    await Promise.all([...this.#processes].map((p) => p.gone()))
+    await Promise.all([spares, ...[...this.#processes].map((p) => p.gone())])
     if (this.#cgroups instanceof CgroupSet) this.#cgroups.dispose()
     this.#watchdog.close()
   }
@@ -432,15 +439,27 @@ export class Registry {
         mount === undefined ? undefined : prepareMount(options.dataDir, options.cwd, backend.key, mount),
       ])
       if (backend.status !== 'loading') return // terminated meanwhile
-      const cgroup = this.#cgroups instanceof CgroupSet ? this.#cgroups.make(backend.id) : undefined
-      const plan = planLimits(
-        options.command,
-        options.args,
-        backend.input.limits,
-        findPrlimit(),
-        cgroup === undefined ? undefined : { controllers: (this.#cgroups as CgroupSet).controllers },
-        options.memoryCheckIntervalMs / 1000,
-      )
+      const cgroups = this.#cgroups instanceof CgroupSet ? this.#cgroups : undefined
+      const limitPlan = (cgroup: string | undefined) =>
+        planLimits(options.command, options.args, backend.input.limits, findPrlimit(), cgroup === undefined ? undefined : { controllers: cgroups!.controllers }, options.memoryCheckIntervalMs / 1000)
+      env.PORT = String(port)
+      env.HOST = this.backendHost
+      env.SESSION_BACKEND_ID = backend.id
+      env.SESSION_BACKEND_KEY = backend.key
+      env.SESSION_BACKEND_FENCING_TOKEN = String(backend.fencingToken)
+      if (dataDir !== undefined) env.SESSION_BACKEND_DATA_DIR = dataDir
+      // The plan's command depends only on whether there is a cgroup, not on which one.
+      let plan = limitPlan(cgroups?.dir)
+      const spec = { command: plan.command, args: plan.args, cwd: options.cwd, env, cgroup: undefined as string | undefined }
+      // A spare shell already in a cgroup of its own starts the backend without waiting to enter one.
+      const spare = cgroups !== undefined && spareFits(spec) ? this.#spares?.take() : undefined
+      spec.cgroup = spare?.cgroup ?? cgroups?.make(backend.id)
+      if (spec.cgroup === undefined && cgroups !== undefined) {
+        plan = limitPlan(undefined)
+        spec.command = plan.command
+        spec.args = plan.args
+      }
+      const cgroup = spec.cgroup
       for (const [file, value] of Object.entries(plan.cgroupFiles)) {
         // memory.swap.max only exists with swap accounting; memory.max holds without it.
         if (!writeCgroup(cgroup!, file, value) && file !== 'memory.swap.max') {
@@ -448,12 +467,6 @@ export class Registry {
         }
       }
       for (const note of plan.notes) this.#message(/NOT|not enforced/.test(note) ? 'warn' : 'info', note, backend.id)
-      env.PORT = String(port)
-      env.HOST = this.backendHost
-      env.SESSION_BACKEND_ID = backend.id
-      env.SESSION_BACKEND_KEY = backend.key
-      env.SESSION_BACKEND_FENCING_TOKEN = String(backend.fencingToken)
-      if (dataDir !== undefined) env.SESSION_BACKEND_DATA_DIR = dataDir
       backend.port = port
       this.#advance(backend, { status: 'starting', time: now() })
       backend.timers.startup = setTimeout(() => {
@@ -465,7 +478,7 @@ export class Registry {
         if (cgroup !== undefined) removeCgroup(cgroup)
       }
       const proc = new BackendProcess(
-        { command: plan.command, args: plan.args, cwd: options.cwd, env, cgroup },
+        spec,
         {
           onSpawn: (pid) => {
             this.#watchdog.add(pid)
@@ -479,6 +492,8 @@ export class Registry {
               // The idle clock starts at ready: a slow start is the startup timeout's business.
               backend.lastActivity = Date.now()
               this.#advance(backend, { status: 'ready', time: now() })
+              // The next spare is made once this backend is up, not while it starts.
+              this.#spares?.refill()
             })
             this.#watchLimits(backend, plan, cgroup)
           },
@@ -487,6 +502,7 @@ export class Registry {
             this.#message('error', `could not start ${options.command}: ${error.message}`, backend.id)
             forget(undefined)
             this.#finish(backend, 'failed')
+            this.#spares?.refill()
           },
           onExit: (code, signal) => {
             backend.exitCode = code
@@ -496,9 +512,11 @@ export class Registry {
               this.#message(code === 0 ? 'info' : 'warn', `exited on its own with ${signal ?? `code ${code}`}`, backend.id)
             }
             this.#finish(backend, code)
+            this.#spares?.refill()
             void proc.gone().then(() => forget(proc.pid))
           },
         },
+        spare,
       )
       backend.process = proc
       this.#processes.add(proc)

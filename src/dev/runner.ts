@@ -8,6 +8,7 @@ import { accessSync, constants, readFileSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
 import { delimiter, isAbsolute, join, resolve } from 'node:path'
 import { cgroupPopulated, killCgroup, removeCgroup } from './cgroup.js'
+import { Spare } from './spare.js'
 
 /** What to run. */
 export interface RunSpec {
@@ -30,6 +31,14 @@ function executableExists(command: string, cwd: string, path: string | undefined
       return false
     }
   })
+}
+
+/**
+ * Whether `spec` can start through a spare shell (spare.ts) and fail the same way it would without:
+ * a missing command must stay spawn's own ENOENT, not a shell's exit 127.
+ */
+export function spareFits(spec: RunSpec): boolean {
+  return Spare.fits(spec) && executableExists(spec.command, spec.cwd, spec.env.PATH)
 }
 
 // Writes its own pid into the cgroup, then becomes the backend: nothing it starts is outside the cgroup.
@@ -64,13 +73,23 @@ export class BackendProcess {
   #exited = false
   #failed = false
 
-  constructor(spec: RunSpec, handlers: RunHandlers) {
+  /**
+   * Starts `spec`, or turns `spare` (a shell already in the cgroup `spec.cgroup`, which must
+   * {@link spareFits}) into it.
+   */
+  constructor(spec: RunSpec, handlers: RunHandlers, spare?: Spare) {
     this.#cgroup = spec.cgroup
-    // Behind the cgroup wrapper a missing command would be the wrapper's exit 127: say it as spawn would.
-    const missing = spec.cgroup !== undefined && !executableExists(spec.command, spec.cwd, spec.env.PATH)
-    const [command, args] = spec.cgroup === undefined || missing ? [spec.command, [...spec.args]] : ['/bin/sh', ['-c', ENTER_CGROUP, spec.cgroup, spec.command, ...spec.args]]
-    // detached: the child leads a new process group, so that signals reach whatever it starts too.
-    const child = spawn(command, args, { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    let child: ChildProcess
+    if (spare !== undefined) {
+      child = spare.child
+      spare.become(spec)
+    } else {
+      // Behind the cgroup wrapper a missing command would be the wrapper's exit 127: say it as spawn would.
+      const missing = spec.cgroup !== undefined && !executableExists(spec.command, spec.cwd, spec.env.PATH)
+      const [command, args] = spec.cgroup === undefined || missing ? [spec.command, [...spec.args]] : ['/bin/sh', ['-c', ENTER_CGROUP, spec.cgroup, spec.command, ...spec.args]]
+      // detached: the child leads a new process group, so that signals reach whatever it starts too.
+      child = spawn(command, args, { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    }
     this.#child = child
     let exit: { code: number; signal: NodeJS.Signals | null } | undefined
     let drainTimer: NodeJS.Timeout | undefined
@@ -100,10 +119,13 @@ export class BackendProcess {
       })
       readable.on('error', () => {})
     }
-    child.on('spawn', () => {
+    const started = () => {
       this.#pid = child.pid
       handlers.onSpawn(child.pid!)
-    })
+    }
+    // A spare started long ago: it is "spawned" now, after the caller has its BackendProcess.
+    if (spare !== undefined) process.nextTick(started)
+    else child.on('spawn', started)
     child.on('error', (error) => {
       // 'error' without 'spawn' means it never started; after a start it is a failed kill(): ignore.
       if (this.#pid === undefined && !this.#failed) {

@@ -3,14 +3,14 @@
  * test), waiting for conditions with a deadline (never fixed sleeps), raw API calls, SSE reading,
  * and the process-table check.
  */
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { afterEach } from 'vitest'
 import { startDevServer, type DevEvent, type DevServer, type DevServerOptions } from '../../src/dev/index.js'
 import { statusRank, type BackendState, type ConnectResponse } from '../../src/wire.js'
 
-export type Fixture = 'listen' | 'crash' | 'never-listens' | 'ignore-sigterm' | 'escape' | 'burn'
+export type Fixture = 'listen' | 'crash' | 'never-listens' | 'ignore-sigterm' | 'escape' | 'burn' | 'report'
 
 export function fixture(name: Fixture): string {
   return fileURLToPath(new URL(`./fixtures/${name}.mjs`, import.meta.url))
@@ -159,4 +159,29 @@ export function rawRequest(url: string, options: { method?: string; headers?: Re
     req.on('error', reject)
     req.end(options.body)
   })
+}
+
+/** The pids of the spare shells (`/bin/sh -s`, see src/dev/spare.ts) whose parent is `parent`. */
+export function spareShells(parent: number): number[] {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== parent) continue
+      if (readFileSync(`/proc/${entry}/cmdline`, 'latin1') === '/bin/sh\0-s\0' && alive(Number(entry))) pids.push(Number(entry))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids
+}
+
+/** The cgroup v2 path of a process (as /proc/{pid}/cgroup says it), or undefined when it is gone. */
+export function cgroupOf(pid: number): string | undefined {
+  try {
+    return /^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1]
+  } catch {
+    return undefined
+  }
 }

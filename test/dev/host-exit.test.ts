@@ -8,7 +8,7 @@ import { execFile, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
-import { alive, eventually } from './helpers.js'
+import { alive, eventually, spareShells } from './helpers.js'
 
 const run = promisify(execFile)
 const leftovers: number[] = []
@@ -26,7 +26,10 @@ async function startHost() {
   const [, backend, escaped] = await eventually(() => /PID (\d+)\nESCAPED (\d+)/.exec(output), 'the host to print its backend', 20_000)
   const pids = [Number(backend), Number(escaped)]
   leftovers.push(...pids)
-  return { child, exit, pids, output: () => output }
+  // With cgroups, a spare shell waits for the next backend (src/dev/spare.ts): it must not outlive the host either.
+  const spare = output.includes('no per-backend cgroup') ? [] : await eventually(() => (spareShells(child.pid!).length === 1 ? spareShells(child.pid!) : undefined), 'the spare shell')
+  leftovers.push(...spare)
+  return { child, exit, pids, spare, output: () => output }
 }
 
 describe('host process exit', () => {
@@ -48,6 +51,7 @@ describe('host process exit', () => {
       // Moved out of its group: only a cgroup reaches it; without one the server says so.
       if (host.output().includes('no per-backend cgroup')) expect(alive(host.pids[1]!)).toBe(true)
       else await eventually(() => !alive(host.pids[1]!), 'the escaped child to be gone')
+      for (const pid of host.spare) await eventually(() => !alive(pid), 'the spare shell to be gone')
     })
   }
 
@@ -57,5 +61,6 @@ describe('host process exit', () => {
     await host.exit
     await eventually(() => !alive(host.pids[0]!), 'the backend to be gone')
     if (!host.output().includes('no per-backend cgroup')) await eventually(() => !alive(host.pids[1]!), 'the escaped child to be gone')
+    for (const pid of host.spare) await eventually(() => !alive(pid), 'the spare shell to be gone')
   })
 })
