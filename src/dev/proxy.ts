@@ -136,25 +136,13 @@ function responseHeaders(raw: Buffer[] | string[], backendId: string, upgrade: b
   return out
 }
 
-const WAITING = Symbol('waiting')
-/** A client connection and its requests waiting their turn (flat `[req, res, …]`; undefined when none is being served). */
-type ClientSocket = Socket & { [WAITING]?: (IncomingMessage | ServerResponse)[] | undefined }
-const CLIENT = Symbol('client')
-/** A response and its client connection (kept here: a request whose body was destroyed forgets its socket). */
-type TurnResponse = ServerResponse & { [CLIENT]: ClientSocket }
+const CURRENT = Symbol('exchange')
+/** A client connection and the exchange it has with a backend (one at a time, see onRequest). */
+type ClientSocket = Socket & { [CURRENT]?: { closed(): void } | undefined }
 
-const EXCHANGE = Symbol('exchange')
-/** A response and the exchange that answers it. */
-type ExchangeResponse = ServerResponse & { [EXCHANGE]: { closed(): void; draining: boolean; resume: (() => void) | undefined } }
-
-function onResponseClose(this: ServerResponse): void {
-  ;(this as ExchangeResponse)[EXCHANGE].closed()
-}
-
-function onResponseDrain(this: ServerResponse): void {
-  const exchange = (this as ExchangeResponse)[EXCHANGE]
-  exchange.draining = false
-  exchange.resume?.()
+/** One listener per client connection, not one per request: the client went away, so does its exchange. */
+function onClientClose(this: Socket): void {
+  ;(this as ClientSocket)[CURRENT]?.closed()
 }
 
 /** The proxy's request and upgrade handlers, plus `close()` that ends every pool and tunnel. */
@@ -246,18 +234,18 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
   class Exchange implements Dispatcher.DispatchHandler {
     readonly res: ServerResponse
     readonly backend: Backend
+    readonly socket: ClientSocket
     abort: ((error: Error) => void) | undefined
     resume: (() => void) | undefined
     done = false
     draining = false
 
-    constructor(res: ServerResponse, backend: Backend) {
+    constructor(res: ServerResponse, socket: ClientSocket, backend: Backend) {
       this.res = res
+      this.socket = socket
       this.backend = backend
       registry.begin(backend)
-      // Listeners shared by every exchange (no closure per request); they find it on the response.
-      ;(res as ExchangeResponse)[EXCHANGE] = this
-      res.on('close', onResponseClose)
+      socket[CURRENT] = this
     }
 
     /** The client went away, or the answer is complete: stop the upstream request if it still runs. */
@@ -269,6 +257,7 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     #finish(): void {
       if (this.done) return
       this.done = true
+      if (this.socket[CURRENT] === this) this.socket[CURRENT] = undefined
       registry.end(this.backend)
     }
 
@@ -289,7 +278,10 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
       // The client is slow: the backend's socket waits until it has taken this chunk.
       if (!this.draining) {
         this.draining = true
-        this.res.once('drain', onResponseDrain)
+        this.res.once('drain', () => {
+          this.draining = false
+          this.resume?.()
+        })
       }
       return false
     }
@@ -318,49 +310,26 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
   /** Sends a request on to its backend (the hot path: no closure is made per request). */
   const forward = (req: IncomingMessage, res: ServerResponse, backend: Backend, path: string, head: UpstreamHead): void => {
     // A held request whose client went away (or ended mid-body) is dropped before it reaches the backend.
-    if (req.destroyed || res.destroyed) return
+    const socket = res.socket
+    if (req.destroyed || res.destroyed || socket === null || socket.destroyed) return
     if (backend.ending) return fail(res, 410, 'Gone', 'the backend is terminating')
-    poolOf(backend).dispatch({ method: req.method!, path, headers: head.headers, body: head.body ? req : null }, new Exchange(res, backend))
+    poolOf(backend).dispatch({ method: req.method!, path, headers: head.headers, body: head.body ? req : null }, new Exchange(res, socket, backend))
   }
 
   /**
    * A request, taken in its turn: node:http emits every pipelined request of a connection at once,
-   * but answers them in order, so one client connection has one request at a time with the backend
-   * (and at most one hold). Without this, a single pipelining connection could open any number of
-   * backend connections, past `proxyMaxConnections`.
+   * but gives each response the connection only once the one before it is written. A request is
+   * served then, so one client connection has one request at a time with the backend (and at most
+   * one hold). Without this, a single pipelining connection could open any number of backend
+   * connections, past `proxyMaxConnections`. A connection that closes first takes its waiting
+   * requests with it.
    */
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const socket = req.socket as ClientSocket
-    const waiting = socket[WAITING]
-    if (waiting !== undefined) {
-      waiting.push(req, res)
-      return
-    }
-    socket[WAITING] = []
-    serve(req, res)
-  }
-
-  /** The request before this one on its connection is answered (or the connection is gone): the next one's turn. */
-  function onTurnEnd(this: ServerResponse): void {
-    this.off('finish', onTurnEnd)
-    this.off('close', onTurnEnd)
-    const socket = (this as TurnResponse)[CLIENT]
-    const waiting = socket[WAITING]
-    if (waiting === undefined) return
-    if (waiting.length === 0 || socket.destroyed) {
-      socket[WAITING] = undefined
-      return
-    }
-    const req = waiting.shift() as IncomingMessage
-    serve(req, waiting.shift() as ServerResponse)
+    if (res.socket === null) res.once('socket', () => serve(req, res))
+    else serve(req, res)
   }
 
   const serve = (req: IncomingMessage, res: ServerResponse): void => {
-    ;(res as TurnResponse)[CLIENT] = req.socket as ClientSocket
-    // 'finish' once the answer is written (node:http emits no 'close' when the request body was
-    // destroyed after it was read), 'close' when the connection closes first.
-    res.on('finish', onTurnEnd)
-    res.on('close', onTurnEnd)
     const routed = route(req, res)
     if (routed === undefined) return
     const { grant, path } = routed
@@ -484,6 +453,7 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
 
   /** Serves `server` (made by {@link createProxyServer}). */
   const attach = (server: Server): void => {
+    server.on('connection', (socket: Socket) => socket.on('close', onClientClose))
     server.on('request', onRequest)
     server.on('upgrade', onUpgrade)
     server.on('connect', onConnect)
