@@ -40,6 +40,8 @@ const MAX_HEAD = 16 * 1024
 const IDLE_MS = 60_000
 /** Bytes a client may send after an upgrade request before the backend has accepted it. */
 const MAX_EARLY = 64 * 1024
+/** Most requests one client connection may have waiting for their turn (pipelined); more close it. */
+const MAX_WAITING = 64
 /** A refused upgrade's answer is passed on whole up to this size (its body is read before it is sent on). */
 const MAX_REFUSAL_BODY = 64 * 1024
 
@@ -137,8 +139,9 @@ function responseHeaders(raw: Buffer[] | string[], backendId: string, upgrade: b
 }
 
 const CURRENT = Symbol('exchange')
-/** A client connection and the exchange it has with a backend (one at a time, see onRequest). */
-type ClientSocket = Socket & { [CURRENT]?: { closed(): void } | undefined }
+const WAITING = Symbol('waiting')
+/** A client connection, the exchange it has with a backend (one at a time, see onRequest) and how many requests wait their turn. */
+type ClientSocket = Socket & { [CURRENT]?: { closed(): void } | undefined; [WAITING]?: number }
 
 /** One listener per client connection, not one per request: the client went away, so does its exchange. */
 function onClientClose(this: Socket): void {
@@ -322,11 +325,18 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
    * served then, so one client connection has one request at a time with the backend (and at most
    * one hold). Without this, a single pipelining connection could open any number of backend
    * connections, past `proxyMaxConnections`. A connection that closes first takes its waiting
-   * requests with it.
+   * requests with it; one with more than {@link MAX_WAITING} waiting is closed (they are held in memory).
    */
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    if (res.socket === null) res.once('socket', () => serve(req, res))
-    else serve(req, res)
+    if (res.socket !== null) return serve(req, res)
+    const socket = req.socket as ClientSocket
+    const waiting = (socket[WAITING] ?? 0) + 1
+    socket[WAITING] = waiting
+    if (waiting > MAX_WAITING) return void socket.destroy()
+    res.once('socket', () => {
+      socket[WAITING]!--
+      serve(req, res)
+    })
   }
 
   const serve = (req: IncomingMessage, res: ServerResponse): void => {

@@ -394,6 +394,29 @@ describe('proxy', () => {
     }
   })
 
+  it('closes a connection with more than 64 pipelined requests waiting their turn (they would all be held in memory), and goes on serving others', async () => {
+    const server = await startServer('listen')
+    const cr = await connectRaw(server, { key: 'deep-pipe', spawn: { executable: { env: { FIXTURE_DELAY_MS: '300' } } } })
+    const { host, pathname } = new URL(cr.url)
+    let text = ''
+    for (let i = 0; i < 200; i++) text += `GET ${pathname}deep/${i} HTTP/1.1\r\nHost: ${host}\r\n\r\n`
+    // The connection ends (closed or reset) without an answer: the first request was still held for the starting backend.
+    const { hostname, port } = new URL(cr.url)
+    const answer0 = await new Promise<string>((resolve) => {
+      const socket = connect({ host: hostname, port: Number(port) })
+      let received = ''
+      socket.setEncoding('latin1')
+      socket.on('data', (chunk: string) => (received += chunk))
+      socket.on('error', () => {})
+      socket.on('close', () => resolve(received))
+      socket.write(text, 'latin1')
+    })
+    expect(answer0).toBe('')
+    const answer = await fetch(`${cr.url}after`)
+    expect(answer.status).toBe(200)
+    expect(((await answer.json()) as Echo).url).toBe('/after')
+  })
+
   it('answers a request with more than one Host header with 400, without reaching the backend', async () => {
     const server = await startServer('listen')
     const cr = await connectRaw(server, { key: 'two-hosts' })
