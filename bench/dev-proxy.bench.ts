@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const ROUNDS = 7
+const ROUNDS = 9
 const MS = 1800
 const CONNECTIONS = 32
 const WS_TRIPS = 2000

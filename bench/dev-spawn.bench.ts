@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { isBaseName } from '../src/dev/env.js'
 import { Jamsocket } from '../src/index.js'
 
-const ROUNDS = 15
+const ROUNDS = 21
 const POLL_MS = 1
 const GOAL = 1.1
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
