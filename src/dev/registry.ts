@@ -20,7 +20,7 @@ import { prepareMount } from './mount.js'
 import type { ResolvedDevOptions } from './options.js'
 import { ApiProblem, randomName, randomToken } from './respond.js'
 import { BackendProcess, freePort, probeUntilReady, spareFits } from './runner.js'
-import { SpareShells } from './spare.js'
+import { type Spare, SpareShells } from './spare.js'
 import { Watchdog } from './watchdog.js'
 
 /** One line of a backend's output. */
@@ -428,6 +428,10 @@ export class Registry {
 
   async #launch(backend: Backend): Promise<void> {
     const options = this.#options
+    // What was set aside for the process until it runs: given back if anything throws before.
+    let spare: Spare | undefined
+    let cgroup: string | undefined
+    let started = false
     try {
       if (!this.#advance(backend, { status: 'loading', time: now() })) return
       // The base and what the developer passed, the request's env, then ours: never the server's own.
@@ -452,14 +456,14 @@ export class Registry {
       let plan = limitPlan(cgroups?.dir)
       const spec = { command: plan.command, args: plan.args, cwd: options.cwd, env, cgroup: undefined as string | undefined }
       // A spare shell already in a cgroup of its own starts the backend without waiting to enter one.
-      const spare = cgroups !== undefined && spareFits(spec) ? this.#spares?.take() : undefined
+      spare = cgroups !== undefined && spareFits(spec) ? this.#spares?.take() : undefined
       spec.cgroup = spare?.cgroup ?? cgroups?.make(backend.id)
       if (spec.cgroup === undefined && cgroups !== undefined) {
         plan = limitPlan(undefined)
         spec.command = plan.command
         spec.args = plan.args
       }
-      const cgroup = spec.cgroup
+      cgroup = spec.cgroup
       for (const [file, value] of Object.entries(plan.cgroupFiles)) {
         // memory.swap.max only exists with swap accounting; memory.max holds without it.
         if (!writeCgroup(cgroup!, file, value) && file !== 'memory.swap.max') {
@@ -518,9 +522,14 @@ export class Registry {
         },
         spare,
       )
+      started = true
       backend.process = proc
       this.#processes.add(proc)
     } catch (error) {
+      if (!started) {
+        if (spare !== undefined) void spare.discard()
+        else if (cgroup !== undefined) removeCgroup(cgroup)
+      }
       this.#message('error', `could not start: ${(error as Error).message}`, backend.id)
       this.#finish(backend, 'failed')
     }

@@ -10,6 +10,7 @@
  * reads end-of-file on stdin and exits; the watchdog also kills everything in the server's cgroups.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { resolve } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { type CgroupSet, removeCgroup } from './cgroup.js'
 import { ENV_NAME } from './env.js'
@@ -22,6 +23,13 @@ export interface SpareCommand {
   cwd: string
   env: Record<string, string>
 }
+
+/**
+ * Variables a shell sets or rewrites itself as it starts (dash and bash), or refuses to have
+ * exported (bash's read-only ones). The usual wrapper is a starting shell, so a request that sets one
+ * of these is started that way: the backend sees what it would have seen without a spare.
+ */
+const SHELL_NAMES = new Set(['PWD', 'OLDPWD', 'PPID', 'OPTIND', 'IFS', 'SHLVL', 'UID', 'EUID', 'GROUPS', 'LINENO', 'RANDOM', 'SECONDS', 'ENV', 'PS1', 'PS2', 'PS4', 'MAIL', 'MAILPATH', 'MAILCHECK', 'HISTFILE', 'HISTSIZE', 'FUNCNAME', 'SHELLOPTS', '_'])
 
 /** One word for sh: single-quoted, so nothing in it is expanded. */
 const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`
@@ -43,10 +51,15 @@ export class Spare {
    * Starts a shell in the (new, empty) cgroup `cgroup`. `onGone` hears once that the shell exited
    * (or never started) while still a spare.
    */
-  static start(cgroup: string, cwd: string, onGone: () => void): Spare {
-    // detached: a session and process group of its own, as every backend has. Its environment is
-    // empty (a shell adds PWD): the backend's is given whole, on stdin, when it is taken.
-    const child = spawn('/bin/sh', ['-s'], { cwd, env: {}, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] })
+  static start(cgroup: string, cwd: string, onGone: () => void): Spare | undefined {
+    let child: ChildProcess
+    try {
+      // detached: a session and process group of its own, as every backend has. Its environment is
+      // empty (a shell adds PWD): the backend's is given whole, on stdin, when it is taken.
+      child = spawn('/bin/sh', ['-s'], { cwd, env: {}, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] })
+    } catch {
+      return undefined // spawn throws for some failures (ENOMEM) rather than emitting 'error'
+    }
     const spare = new Spare(child, cgroup)
     const stdin = child.stdin as Writable
     stdin.on('error', () => {})
@@ -65,12 +78,13 @@ export class Spare {
   }
 
   /**
-   * Whether `command` can be run through a spare: no NUL anywhere (spawn refuses those itself), and
-   * every variable name one a shell can export (the server accepts no other).
+   * Whether `command` can be run through a spare: no NUL anywhere (spawn refuses those itself), every
+   * variable name one a shell can export (the server accepts no other), and none a shell sets itself.
    */
   static fits(command: SpareCommand): boolean {
     const words = [command.command, command.cwd, ...command.args, ...Object.values(command.env)]
-    return Object.keys(command.env).every((name) => ENV_NAME.test(name)) && words.every((word) => !word.includes('\0'))
+    const names = Object.keys(command.env)
+    return names.every((name) => ENV_NAME.test(name) && !SHELL_NAMES.has(name) && !name.startsWith('BASH')) && words.every((word) => !word.includes('\0'))
   }
 
   /**
@@ -81,8 +95,10 @@ export class Spare {
    */
   become(command: SpareCommand): void {
     this.child.removeAllListeners('exit').removeAllListeners('error')
-    // cd exports OLDPWD, which a spawned process would not have.
-    let script = `cd ${quote(command.cwd)} || exit 126\nunset OLDPWD\n`
+    // The directory as spawn() would take it (relative to this process's), its physical path in PWD as
+    // a starting shell sets it. cd exports OLDPWD, which a spawned process would not have. (A missing
+    // directory is the shell's exit 126 here, where spawn() would fail: it is gone, either way.)
+    let script = `cd -P -- ${quote(resolve(command.cwd))} || exit 126\nunset OLDPWD\n`
     for (const [name, value] of Object.entries(command.env)) script += `export ${name}=${quote(value)}\n`
     script += `exec ${[command.command, ...command.args].map(quote).join(' ')} </dev/null\n`
     ;(this.child.stdin as Writable).end(script)
@@ -146,6 +162,11 @@ export class SpareShells {
       if (this.#spare === spare) this.#spare = undefined
       removeCgroup(cgroup)
     })
+    if (spare === undefined) {
+      this.#broken = true
+      removeCgroup(cgroup)
+      return
+    }
     this.#spare = spare
   }
 

@@ -177,6 +177,23 @@ export function spareShells(parent: number): number[] {
   return pids
 }
 
+/** Where cgroup v2 is mounted (its mount point and the root it shows), or undefined without it. */
+export function cgroupMount(): { point: string; root: string } | undefined {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const fields = line.split(' ')
+    if (fields[fields.indexOf('-') + 1] === 'cgroup2') return { point: fields[4]!.replace(/\\040/g, ' '), root: fields[3]! }
+  }
+  return undefined
+}
+
+/** The directory of a process's cgroup v2 in the mounted hierarchy, or undefined when it is gone (or there is none). */
+export function cgroupDirOf(pid: number): string | undefined {
+  const path = cgroupOf(pid)
+  const mount = cgroupMount()
+  if (path === undefined || mount === undefined) return undefined
+  return mount.point + (mount.root === '/' ? path : path.slice(mount.root.length))
+}
+
 /** The cgroup v2 path of a process (as /proc/{pid}/cgroup says it), or undefined when it is gone. */
 export function cgroupOf(pid: number): string | undefined {
   try {

@@ -394,24 +394,31 @@ describe('proxy', () => {
     }
   })
 
-  it('closes a connection with more than 64 pipelined requests waiting their turn (they would all be held in memory), and goes on serving others', async () => {
+  it('answers 64 pipelined requests waiting their turn behind a held one, and closes a connection with more (they would all be held in memory), going on serving others', async () => {
     const server = await startServer('listen')
     const cr = await connectRaw(server, { key: 'deep-pipe', spawn: { executable: { env: { FIXTURE_DELAY_MS: '300' } } } })
-    const { host, pathname } = new URL(cr.url)
-    let text = ''
-    for (let i = 0; i < 200; i++) text += `GET ${pathname}deep/${i} HTTP/1.1\r\nHost: ${host}\r\n\r\n`
-    // The connection ends (closed or reset) without an answer: the first request was still held for the starting backend.
-    const { hostname, port } = new URL(cr.url)
-    const answer0 = await new Promise<string>((resolve) => {
-      const socket = connect({ host: hostname, port: Number(port) })
-      let received = ''
-      socket.setEncoding('latin1')
-      socket.on('data', (chunk: string) => (received += chunk))
-      socket.on('error', () => {})
-      socket.on('close', () => resolve(received))
-      socket.write(text, 'latin1')
-    })
-    expect(answer0).toBe('')
+    const { host, pathname, hostname, port } = new URL(cr.url)
+    const pipeline = (n: number) => {
+      let text = ''
+      for (let i = 0; i < n; i++) text += `GET ${pathname}deep/${i} HTTP/1.1\r\nHost: ${host}\r\n${i === n - 1 ? 'Connection: close\r\n' : ''}\r\n`
+      return text
+    }
+    /** What comes back on one connection until it closes (a reset included). */
+    const exchange = (text: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect({ host: hostname, port: Number(port) })
+        let received = ''
+        socket.setEncoding('latin1')
+        socket.on('data', (chunk: string) => (received += chunk))
+        socket.on('error', () => {})
+        socket.on('close', () => resolve(received))
+        socket.write(text, 'latin1')
+      })
+    // One held for the starting backend, 64 waiting their turn: all answered, in order.
+    const answers = splitAnswers(await exchange(pipeline(65)))
+    expect(answers.map((a) => (JSON.parse(a.body) as Echo).url)).toEqual(Array.from({ length: 65 }, (_, i) => `/deep/${i}`))
+    // One more: the connection closes before any answer.
+    expect(await exchange(pipeline(66))).toBe('')
     const answer = await fetch(`${cr.url}after`)
     expect(answer.status).toBe(200)
     expect(((await answer.json()) as Echo).url).toBe('/after')

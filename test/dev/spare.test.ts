@@ -3,14 +3,15 @@
  * backend. A backend started through one must get exactly what a backend started the usual way gets,
  * be contained as tightly, and no spare may outlive its server.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { CgroupSet } from '../../src/dev/cgroup.js'
-import { BackendProcess, type RunSpec } from '../../src/dev/runner.js'
+import { BackendProcess, spareFits, type RunSpec } from '../../src/dev/runner.js'
 import { type Spare, SpareShells } from '../../src/dev/spare.js'
-import { alive, cgroupOf, connectRaw, eventually, fixture, spareShells, startServer, waitStatus } from './helpers.js'
+import { alive, cgroupDirOf, connectRaw, eventually, fixture, spareShells, startServer, waitStatus, type TestServer } from './helpers.js'
 
 /** Runs `spec` (through `spare` when given) to its exit; resolves with its stdout lines. */
 function run(spec: RunSpec, spare?: Spare): Promise<string[]> {
@@ -29,71 +30,87 @@ function run(spec: RunSpec, spare?: Spare): Promise<string[]> {
   })
 }
 
-/** True once the spare shell has entered its cgroup and closed the fd it says so on (it waits for a command then). */
-const waiting = (pid: number) => cgroupOf(pid)?.includes('/spare-') === true && !existsSync(`/proc/${pid}/fd/3`)
+const noCgroups = (server: TestServer) => server.events.some((e) => e.type === 'message' && e.text.includes('no per-backend cgroup'))
+
+/** The pid of the one spare shell of this process's server once it waits for a command (in its cgroup, fd 3 closed). */
+function waitingSpare(what: string): Promise<number> {
+  return eventually(() => {
+    const pids = spareShells(process.pid)
+    const pid = pids[0]
+    return pids.length === 1 && cgroupDirOf(pid!)?.includes('/spare-') && !existsSync(`/proc/${pid}/fd/3`) ? pid : undefined
+  }, what)
+}
 
 describe('spare shells', () => {
-  it('a backend started through a spare gets exactly what one started the usual way gets: arguments, environment, working directory, stdin at end of file, a cgroup of its own', async () => {
+  it('a backend started through a spare gets exactly what one started the usual way gets: arguments, environment, working directory (relative or through a symlink), stdin at end of file, a cgroup of its own', async () => {
     const cgroups = CgroupSet.create()
     if (!(cgroups instanceof CgroupSet)) {
       // No cgroup v2 to write here: the server makes no spares (and says it has no per-backend cgroups).
       const server = await startServer('listen')
-      expect(server.events.some((e) => e.type === 'message' && e.text.includes('no per-backend cgroup'))).toBe(true)
+      expect(noCgroups(server)).toBe(true)
       expect(spareShells(process.pid)).toEqual([])
       return
     }
-    const cwd = mkdtempSync(join(tmpdir(), "spare it's $HOME "))
-    const spares = new SpareShells(cgroups, cwd)
+    const base = mkdtempSync(join(tmpdir(), "spare it's $HOME "))
+    const real = join(base, 'real dir')
+    mkdirSync(real)
+    symlinkSync(real, join(base, 'link'))
     try {
-      const spec = {
-        command: process.execPath,
-        args: [fixture('report'), 'a b', "it's", '$HOME', '', 'line\nbreak', '*', '-e'],
-        cwd,
-        env: { PATH: process.env.PATH!, QUOTED: "it's \"$HOME\" `id`", EMPTY: '', NEWLINE: 'a\nb' },
+      for (const cwd of [relative(process.cwd(), real), join(base, 'link')]) {
+        const spares = new SpareShells(cgroups, cwd)
+        try {
+          const spec = {
+            command: process.execPath,
+            args: [fixture('report'), 'a b', "it's", '$HOME', '', 'line\nbreak', '*', '-e'],
+            cwd,
+            env: { PATH: process.env.PATH!, QUOTED: "it's \"$HOME\" `id` \\n", EMPTY: '', NEWLINE: 'a\nb' },
+          }
+          const spare = await eventually(() => spares.take(), 'a spare ready')
+          const viaSpare = JSON.parse((await run({ ...spec, cgroup: spare.cgroup }, spare))[0]!)
+          const cgroup = cgroups.make(`plain-${Math.random().toString(36).slice(2)}`)!
+          const usual = JSON.parse((await run({ ...spec, cgroup }))[0]!)
+          expect(viaSpare.argv).toEqual(spec.args.slice(1))
+          expect(viaSpare.argv).toEqual(usual.argv)
+          expect(viaSpare.env).toEqual(usual.env)
+          expect(viaSpare.env).toEqual({ ...spec.env, PWD: real })
+          expect(viaSpare.cwd).toBe(real)
+          expect(usual.cwd).toBe(real)
+          expect(viaSpare.stdinAtEof).toBe(true)
+          expect(usual.stdinAtEof).toBe(true)
+          expect(viaSpare.cgroup.endsWith(spare.cgroup.slice(spare.cgroup.lastIndexOf('/')))).toBe(true)
+          expect(usual.cgroup.endsWith(cgroup.slice(cgroup.lastIndexOf('/')))).toBe(true)
+        } finally {
+          await spares.close()
+        }
       }
-      const spare = await eventually(() => spares.take(), 'a spare ready')
-      const viaSpare = JSON.parse((await run({ ...spec, cgroup: spare.cgroup }, spare))[0]!)
-      const cgroup = cgroups.make('plain')!
-      const usual = JSON.parse((await run({ ...spec, cgroup }))[0]!)
-      expect(viaSpare.argv).toEqual(spec.args.slice(1))
-      expect(viaSpare.argv).toEqual(usual.argv)
-      expect(viaSpare.env).toEqual(usual.env)
-      expect(viaSpare.env).toEqual({ ...spec.env, PWD: cwd })
-      expect(viaSpare.cwd).toBe(cwd)
-      expect(usual.cwd).toBe(cwd)
-      expect(viaSpare.stdinAtEof).toBe(true)
-      expect(usual.stdinAtEof).toBe(true)
-      expect(`/sys/fs/cgroup${viaSpare.cgroup}`.endsWith(spare.cgroup.slice(spare.cgroup.lastIndexOf('/')))).toBe(true)
-      expect(viaSpare.cgroup).not.toBe(usual.cgroup)
     } finally {
-      await spares.close()
       cgroups.dispose()
-      rmSync(cwd, { recursive: true, force: true })
+      rmSync(base, { recursive: true, force: true })
     }
+  })
+
+  it('a request that sets a variable a shell sets itself (PWD, PPID, OPTIND, IFS, UID, …) is started the usual way, not through a spare', () => {
+    const spec = { command: process.execPath, args: [], cwd: process.cwd(), env: { PATH: process.env.PATH! } }
+    expect(spareFits(spec)).toBe(true)
+    for (const name of ['PWD', 'OLDPWD', 'PPID', 'OPTIND', 'IFS', 'SHLVL', 'UID', 'EUID', 'BASH_ENV', 'ENV']) {
+      expect(spareFits({ ...spec, env: { ...spec.env, [name]: 'x' } }), name).toBe(false)
+    }
+    // A missing command stays spawn's own ENOENT (the usual way), not a shell's exit 127.
+    expect(spareFits({ ...spec, command: 'no-such-command-here' })).toBe(false)
   })
 
   it('a backend that takes the spare runs in its cgroup with everything it starts (killed with it), and the next spare waits once it is ready', async () => {
     const server = await startServer('escape')
-    if (server.events.some((e) => e.type === 'message' && e.text.includes('no per-backend cgroup'))) {
-      expect(spareShells(process.pid)).toEqual([])
-      return
-    }
-    const [spare] = await eventually(() => {
-      const pids = spareShells(process.pid)
-      return pids.length === 1 && waiting(pids[0]!) ? pids : undefined
-    }, 'a spare waiting in its cgroup')
+    if (noCgroups(server)) return void expect(spareShells(process.pid)).toEqual([])
+    const spare = await waitingSpare('a spare waiting in its cgroup')
     const cr = await connectRaw(server, { key: 'takes-the-spare' })
     await waitStatus(server, cr.backend_id, 'ready')
     const line = await eventually(() => server.events.find((e) => e.type === 'log' && e.line.backendId === cr.backend_id && e.line.text.startsWith('escaped ')), 'the escaped pid')
     const escaped = Number((line as { line: { text: string } }).line.text.split(' ')[1])
     // The backend is the spare (same pid); the child it moved out of its process group is in its cgroup.
     expect(Number(await (await fetch(cr.url)).text())).toBe(spare)
-    expect(cgroupOf(escaped)).toBe(cgroupOf(spare!))
-    const [next] = await eventually(() => {
-      const pids = spareShells(process.pid)
-      return pids.length === 1 && waiting(pids[0]!) ? pids : undefined
-    }, 'the next spare')
-    expect(next).not.toBe(spare)
+    expect(cgroupDirOf(escaped)).toBe(cgroupDirOf(spare))
+    expect(await waitingSpare('the next spare')).not.toBe(spare)
     await fetch(`${server.apiUrl}/v2/backend/${cr.backend_id}/terminate`, { method: 'POST' })
     await waitStatus(server, cr.backend_id, 'terminated')
     await eventually(() => !alive(escaped), 'the escaped child to be gone')
@@ -101,25 +118,46 @@ describe('spare shells', () => {
 
   it('close() ends the waiting spare and removes its cgroup', async () => {
     const server = await startServer('listen')
-    if (server.events.some((e) => e.type === 'message' && e.text.includes('no per-backend cgroup'))) {
-      expect(spareShells(process.pid)).toEqual([])
-      return
-    }
-    const [spare] = await eventually(() => {
-      const pids = spareShells(process.pid)
-      return pids.length === 1 && waiting(pids[0]!) ? pids : undefined
-    }, 'a spare waiting in its cgroup')
-    const dir = `/sys/fs/cgroup/unified${cgroupOf(spare!)}`
+    if (noCgroups(server)) return void expect(spareShells(process.pid)).toEqual([])
+    const spare = await waitingSpare('a spare waiting in its cgroup')
+    const dir = cgroupDirOf(spare)!
+    expect(existsSync(dir)).toBe(true)
     await server.close()
-    expect(alive(spare!)).toBe(false)
+    expect(alive(spare)).toBe(false)
     expect(existsSync(dir)).toBe(false)
   })
 
+  it('a spare is handed out only once it is in its cgroup', async () => {
+    // A stand-in cgroup whose cgroup.procs is a FIFO: the shell's write waits until it is read.
+    const dir = mkdtempSync(join(tmpdir(), 'fifo-cgroup-'))
+    const cgroup = join(dir, 'spare')
+    mkdirSync(cgroup)
+    execFileSync('mkfifo', [join(cgroup, 'cgroup.procs')])
+    const fake = { make: () => cgroup } as unknown as CgroupSet
+    const spares = new SpareShells(fake, dir)
+    try {
+      const [shell] = await eventually(() => (spareShells(process.pid).length === 1 ? spareShells(process.pid) : undefined), 'the spare shell')
+      expect(spares.take()).toBeUndefined()
+      // The shell writes its pid as it enters: read it, and the spare is ready.
+      const fifo = openSync(join(cgroup, 'cgroup.procs'), 'r')
+      const buffer = Buffer.alloc(32)
+      const read = readSync(fifo, buffer)
+      closeSync(fifo)
+      expect(Number(buffer.subarray(0, read).toString().trim())).toBe(shell)
+      const spare = await eventually(() => spares.take(), 'the spare to be handed out')
+      expect(spare.child.pid).toBe(shell)
+      await spare.discard()
+    } finally {
+      await spares.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('a spare that cannot enter its cgroup is never handed out, and no more are made', async () => {
-    // A "cgroup" that is a plain directory: the shell cannot write its pid there and exits.
+    // A "cgroup" directory that does not exist: the shell cannot write its pid there and exits.
     const dir = mkdtempSync(join(tmpdir(), 'not-a-cgroup-'))
     let made = 0
-    const fake = { make: (name: string) => (made++, join(dir, name)) } as unknown as CgroupSet
+    const fake = { make: (name: string) => (made++, join(dir, 'missing', name)) } as unknown as CgroupSet
     const spares = new SpareShells(fake, dir)
     try {
       await eventually(() => spares.broken, 'the spare to give up')
