@@ -135,8 +135,10 @@ describe('spare shells', () => {
     execFileSync('mkfifo', [join(cgroup, 'cgroup.procs')])
     const fake = { make: () => cgroup } as unknown as CgroupSet
     const spares = new SpareShells(fake, dir)
+    let shellPid: number | undefined
     try {
       const [shell] = await eventually(() => (spareShells(process.pid).length === 1 ? spareShells(process.pid) : undefined), 'the spare shell')
+      shellPid = shell
       expect(spares.take()).toBeUndefined()
       // The shell writes its pid as it enters: read it, and the spare is ready.
       const fifo = openSync(join(cgroup, 'cgroup.procs'), 'r')
@@ -149,6 +151,9 @@ describe('spare shells', () => {
       await spare.discard()
     } finally {
       await spares.close()
+      // A shell still blocked opening the FIFO reads no end-of-file: if the test failed before the
+      // FIFO was read, end it here rather than leave it behind.
+      if (shellPid !== undefined && alive(shellPid)) process.kill(shellPid, 'SIGKILL')
       rmSync(dir, { recursive: true, force: true })
     }
   })
