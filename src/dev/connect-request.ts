@@ -28,7 +28,7 @@ export interface ConnectInput {
  * Longest key, in UTF-8 bytes. A key becomes `SESSION_BACKEND_KEY`, and the kernel refuses one
  * environment string over 128 KiB (E2BIG): an absurd key is refused here, not at spawn time.
  */
-export const MAX_KEY_BYTES = 4096
+const MAX_KEY_BYTES = 4096
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
@@ -36,7 +36,8 @@ function bad(message: string): never {
   throw new ApiProblem(400, 'InvalidRequest', message)
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+/** A JSON object (not null, not an array). */
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 

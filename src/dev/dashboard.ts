@@ -15,7 +15,7 @@ import { sendError } from './respond.js'
 import { EventStream } from './sse.js'
 
 /** The path of the dashboard's event stream. */
-export const DASHBOARD_EVENTS_PATH = '/dashboard/events'
+const DASHBOARD_EVENTS_PATH = '/dashboard/events'
 
 /** One backend as the dashboard shows it. */
 export interface DashboardBackend {

@@ -51,7 +51,7 @@ const LOADER_NAMES = new Set([
 ])
 
 /** True for a variable a connect request may not set unless the server allows loader variables. */
-export function isLoaderName(name: string): boolean {
+function isLoaderName(name: string): boolean {
   return LOADER_NAMES.has(name) || name.startsWith('LD_') || name.startsWith('DYLD_')
 }
 
@@ -59,7 +59,7 @@ export function isLoaderName(name: string): boolean {
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 /** Longest value of one variable from a connect request, in UTF-16 code units (the kernel's cap is 128 KiB). */
-export const MAX_ENV_VALUE_CHARS = 32 * 1024
+const MAX_ENV_VALUE_CHARS = 32 * 1024
 
 /**
  * Checks a connect request's `env`: returns a message naming the first bad variable, or undefined.

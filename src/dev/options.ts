@@ -226,7 +226,7 @@ function ms(name: string, value: number | undefined, fallback: number): number {
 }
 
 /** True for an address only this machine can reach (the API needs no credential there). */
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   const bare = host.replace(/^\[|\]$/g, '').toLowerCase()
   return bare === 'localhost' || bare === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare) || /^::ffff:127\./.test(bare)
 }

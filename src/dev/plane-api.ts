@@ -8,22 +8,20 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
-  isBackendStatus,
-  statusRank,
   type BackendState,
   type PlaneConnectResponse,
   type PlaneErrorBody,
   type PlaneStatusEntry,
 } from '../wire.js'
 import type { PublicUrls } from './api.js'
-import { parseConnectInput } from './connect-request.js'
+import { isObject, parseConnectInput } from './connect-request.js'
 import type { ResolvedDevOptions } from './options.js'
 import type { Backend, Registry } from './registry.js'
 import { ApiProblem, CORS_HEADERS, decodeSegment, type HostCheck, originHost, randomName, readBody, sendJson } from './respond.js'
-import { EventStream } from './sse.js'
+import { EventStream, followStatus } from './sse.js'
 
 /** The Plane version whose controller API these routes reproduce (answered by `/ctrl/status`). */
-export const PLANE_API_VERSION = '0.5.6'
+const PLANE_API_VERSION = '0.5.6'
 
 // Plane's messages for the errors its connect answers (controller/connect.rs).
 const PLANE_MESSAGES: Record<string, string> = {
@@ -79,7 +77,7 @@ function sendPlaneError(res: ServerResponse, status: number, kind: string, messa
 }
 
 /** A state as Plane's `BackendStatusStreamEntry`: epoch-ms time, `exit_error` on terminated only. */
-export function planeEntry(state: BackendState): PlaneStatusEntry {
+function planeEntry(state: BackendState): PlaneStatusEntry {
   const entry: PlaneStatusEntry = { status: state.status } as PlaneStatusEntry
   if ('termination_reason' in state && state.termination_reason) entry.termination_reason = state.termination_reason
   if ('termination_kind' in state && state.termination_kind) entry.termination_kind = state.termination_kind
@@ -89,7 +87,6 @@ export function planeEntry(state: BackendState): PlaneStatusEntry {
 }
 
 type Json = Record<string, unknown>
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 function typeName(value: unknown): string {
   if (value === null) return 'null'
@@ -167,13 +164,6 @@ function isJsonType(header: string | undefined): boolean {
   return mime === 'application/json' || (mime.startsWith('application/') && mime.endsWith('+json'))
 }
 
-/** The rank after which a resuming client wants events: `Last-Event-ID` read as a status, as Plane (else all). */
-function resumeRank(req: IncomingMessage): number {
-  const id = req.headers['last-event-id']
-  const value = Array.isArray(id) ? id[0] : id
-  return isBackendStatus(value) ? statusRank(value) : 0
-}
-
 /** The handler of the Plane routes; `handles(path)` says whether a request belongs to them. */
 export function createPlaneHandler(
   registry: Registry,
@@ -240,16 +230,7 @@ export function createPlaneHandler(
     const stream = new EventStream(req, res, options.keepAliveMs, true, true)
     // As Plane: an unknown backend gets 200 and keep-alives only, and the stream is never ended by
     // the server, not even after terminated (clients close it).
-    if (!backend) return
-    let sent = resumeRank(req)
-    const send = (state: BackendState) => {
-      const rank = statusRank(state.status)
-      if (rank <= sent) return
-      sent = rank
-      stream.send(JSON.stringify(planeEntry(state)), state.status)
-    }
-    for (const state of backend.history) send(state)
-    stream.onClose(backend.onStatus(send))
+    if (backend) followStatus(stream, req, backend, (state) => JSON.stringify(planeEntry(state)), false)
   }
 
   const pub = (req: IncomingMessage, res: ServerResponse, parts: string[], method: string) => {

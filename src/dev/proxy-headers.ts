@@ -9,7 +9,7 @@ import type { Grant } from './registry.js'
  * Most header fields a backend is sent. Node keeps the first 1,000 fields of a head and silently drops
  * the rest, so a longer head is refused (431) rather than passed on cut.
  */
-export const MAX_FIELDS = 1000
+const MAX_FIELDS = 1000
 /** Fields the upstream client adds itself (`connection`, and `host` when the client sent none). */
 const ADDED_UPSTREAM = 2
 
@@ -45,7 +45,7 @@ function identity(grant: Grant): readonly string[] {
  * True for names a backend could read as `x-verified-*`, `x-forwarded-for` or `x-forwarded-proto`:
  * any case, and with `_` for `-` (CGI, WSGI and Rack turn both into `HTTP_X_VERIFIED_…` and merge them).
  */
-export function isIdentityName(name: string): boolean {
+function isIdentityName(name: string): boolean {
   if (name.length < 11 || (name.charCodeAt(0) | 32) !== 120 /* x */) return false
   const lower = name.toLowerCase().replace(/_/g, '-')
   return lower.startsWith('x-verified-') || lower === 'x-forwarded-for' || lower === 'x-forwarded-proto'

@@ -19,7 +19,7 @@ import { findPrlimit, type LimitPlan, planLimits, readRss } from './limits.js'
 import { prepareMount } from './mount.js'
 import type { ResolvedDevOptions } from './options.js'
 import { ApiProblem, randomName, randomToken } from './respond.js'
-import { BackendProcess, freePort, probeUntilReady, spareFits } from './runner.js'
+import { BackendProcess, freePort, probeUntilReady, type RunSpec, spareFits } from './runner.js'
 import { type Spare, SpareShells } from './spare.js'
 import { Watchdog } from './watchdog.js'
 
@@ -214,7 +214,7 @@ export class Registry {
   readonly #watchers = new Set<(backend: Backend) => void>()
   readonly #sweeper: NodeJS.Timeout
   /** This server's cgroups, or why there are none. */
-  readonly #cgroups: CgroupSet | { reason: string }
+  readonly #cgroups: CgroupSet | undefined
   readonly #watchdog: Watchdog
   /** A shell waiting in a fresh cgroup, so that a backend need not wait to enter one (spare.ts). */
   readonly #spares: SpareShells | undefined
@@ -231,12 +231,13 @@ export class Registry {
     this.#otherLoopback = v6 ? '127.0.0.1' : '::1'
     this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs)
     this.#watchdog = new Watchdog((text) => this.#message('warn', text))
-    this.#cgroups = CgroupSet.create()
-    if (this.#cgroups instanceof CgroupSet) {
-      this.#watchdog.cgroup(this.#cgroups.dir)
-      this.#spares = new SpareShells(this.#cgroups, options.cwd)
+    const cgroups = CgroupSet.create()
+    if (cgroups instanceof CgroupSet) {
+      this.#cgroups = cgroups
+      this.#watchdog.cgroup(cgroups.dir)
+      this.#spares = new SpareShells(cgroups, options.cwd)
     } else {
-      this.#message('warn', `no per-backend cgroup: ${this.#cgroups.reason}; a process a backend moves out of its process group (setsid, detached) is not killed with it`)
+      this.#message('warn', `no per-backend cgroup: ${cgroups.reason}; a process a backend moves out of its process group (setsid, detached) is not killed with it`)
     }
   }
 
@@ -363,7 +364,7 @@ export class Registry {
     await this.terminateAll()
     clearInterval(this.#sweeper)
     await Promise.all([spares, ...[...this.#processes].map((p) => p.gone())])
-    if (this.#cgroups instanceof CgroupSet) this.#cgroups.dispose()
+    this.#cgroups?.dispose()
     this.#watchdog.close()
   }
 
@@ -443,43 +444,39 @@ export class Registry {
         mount === undefined ? undefined : prepareMount(options.dataDir, options.cwd, backend.key, mount),
       ])
       if (backend.status !== 'loading') return // terminated meanwhile
-      const cgroups = this.#cgroups instanceof CgroupSet ? this.#cgroups : undefined
-      const limitPlan = (cgroup: string | undefined) =>
-        planLimits(options.command, options.args, backend.input.limits, findPrlimit(), cgroup === undefined ? undefined : { controllers: cgroups!.controllers }, options.memoryCheckIntervalMs / 1000)
+      const cgroups = this.#cgroups
       env.PORT = String(port)
       env.HOST = this.backendHost
       env.SESSION_BACKEND_ID = backend.id
       env.SESSION_BACKEND_KEY = backend.key
       env.SESSION_BACKEND_FENCING_TOKEN = String(backend.fencingToken)
       if (dataDir !== undefined) env.SESSION_BACKEND_DATA_DIR = dataDir
-      // The plan's command depends only on whether there is a cgroup, not on which one.
-      let plan = limitPlan(cgroups?.dir)
-      const spec = { command: plan.command, args: plan.args, cwd: options.cwd, env, cgroup: undefined as string | undefined }
+      const plan = (withCgroup: boolean) =>
+        planLimits(options.command, options.args, backend.input.limits, findPrlimit(), withCgroup ? { controllers: cgroups!.controllers } : undefined, options.memoryCheckIntervalMs / 1000)
+      // The plan's command does not depend on the cgroup, only its notes and cgroup files do.
+      let limits = plan(cgroups !== undefined)
+      const spec: RunSpec = { command: limits.command, args: limits.args, cwd: options.cwd, env }
       // A spare shell already in a cgroup of its own starts the backend without waiting to enter one.
-      spare = cgroups !== undefined && spareFits(spec) ? this.#spares?.take() : undefined
-      spec.cgroup = spare?.cgroup ?? cgroups?.make(backend.id)
-      if (spec.cgroup === undefined && cgroups !== undefined) {
-        plan = limitPlan(undefined)
-        spec.command = plan.command
-        spec.args = plan.args
-      }
-      cgroup = spec.cgroup
-      for (const [file, value] of Object.entries(plan.cgroupFiles)) {
+      spare = this.#spares?.ready && spareFits(spec) ? this.#spares.take() : undefined
+      cgroup = spec.cgroup = spare?.cgroup ?? cgroups?.make(backend.id)
+      if (cgroup === undefined && cgroups !== undefined) limits = plan(false)
+      for (const [file, value] of Object.entries(limits.cgroupFiles)) {
         // memory.swap.max only exists with swap accounting; memory.max holds without it.
         if (!writeCgroup(cgroup!, file, value) && file !== 'memory.swap.max') {
-          plan.notes.push(`could NOT set ${file} = ${value} in the backend's cgroup: that limit is NOT enforced`)
+          limits.notes.push(`could NOT set ${file} = ${value} in the backend's cgroup: that limit is NOT enforced`)
         }
       }
-      for (const note of plan.notes) this.#message(/NOT|not enforced/.test(note) ? 'warn' : 'info', note, backend.id)
+      for (const note of limits.notes) this.#message(/NOT|not enforced/.test(note) ? 'warn' : 'info', note, backend.id)
       backend.port = port
       this.#advance(backend, { status: 'starting', time: now() })
       backend.timers.startup = setTimeout(() => {
         if (statusRank(backend.status) < statusRank('ready')) this.#hardKill(backend, 'startuptimeout')
       }, options.startupTimeoutMs)
+      // proc.gone() removes the cgroup of a process that ran; one that never started has it removed here.
       const forget = (pid: number | undefined) => {
         this.#processes.delete(proc)
         if (pid !== undefined) this.#watchdog.remove(pid)
-        if (cgroup !== undefined) removeCgroup(cgroup)
+        else if (cgroup !== undefined) removeCgroup(cgroup)
       }
       const proc = new BackendProcess(
         spec,
@@ -499,7 +496,7 @@ export class Registry {
               // The next spare is made once this backend is up, not while it starts.
               this.#spares?.refill()
             })
-            this.#watchLimits(backend, plan, cgroup)
+            this.#watchLimits(backend, limits, cgroup)
           },
           onLine: (stream, text) => this.#log(backend, stream, text),
           onError: (error) => {

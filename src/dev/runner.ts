@@ -159,11 +159,6 @@ export class BackendProcess {
     return this.#exited
   }
 
-  /** The cgroup directory the process runs in, if any. */
-  get cgroup(): string | undefined {
-    return this.#cgroup
-  }
-
   /**
    * Sends `signal` to the whole process group; SIGKILL also kills the cgroup (processes that left
    * the group). False when there is nothing left to signal.

@@ -143,10 +143,15 @@ export class SpareShells {
     return this.#broken
   }
 
+  /** True while a spare waits in its cgroup (one that exits is forgotten at once). */
+  get ready(): boolean {
+    return this.#spare?.ready === true
+  }
+
   /** The waiting spare, if one is ready (it is no longer this pool's: become() or discard() it). */
   take(): Spare | undefined {
     const spare = this.#spare
-    if (spare === undefined || !spare.ready || spare.child.exitCode !== null || spare.child.signalCode !== null) return undefined
+    if (spare === undefined || !spare.ready) return undefined
     this.#spare = undefined
     return spare
   }

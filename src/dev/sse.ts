@@ -13,7 +13,7 @@ import { CORS_HEADERS } from './respond.js'
  * Bytes a stream may have written but not yet sent before its reader counts as fallen behind and is
  * disconnected: a reader that stops reading must not make the server buffer a backend's output.
  */
-export const MAX_BUFFERED_BYTES = 1024 * 1024
+const MAX_BUFFERED_BYTES = 1024 * 1024
 
 /**
  * An open `text/event-stream` response with its keep-alive timer. `spaced` writes `data: ` and
@@ -83,23 +83,31 @@ function resumeRank(req: IncomingMessage): number {
   return isBackendStatus(value) ? statusRank(value) : 0
 }
 
-/** `GET /v2/backend/{id}/status/stream`. */
-export function streamStatus(req: IncomingMessage, res: ServerResponse, backend: Backend, keepAliveMs: number): void {
-  const stream = new EventStream(req, res, keepAliveMs, true)
+/**
+ * Sends `backend`'s statuses after the client's `Last-Event-ID` (each once, in rank order, as
+ * `encode` writes it, with the status as its id), then follows live ones. With `endAtTerminated`
+ * the stream ends after `terminated`; without (Plane's routes), only the client ends it.
+ */
+export function followStatus(stream: EventStream, req: IncomingMessage, backend: Backend, encode: (state: BackendState) => string, endAtTerminated: boolean): void {
   let sent = resumeRank(req)
   const send = (state: BackendState) => {
     const rank = statusRank(state.status)
     if (rank <= sent) return
     sent = rank
-    stream.send(JSON.stringify(state), state.status)
-    if (state.status === 'terminated') stream.close()
+    stream.send(encode(state), state.status)
+    if (endAtTerminated && state.status === 'terminated') stream.close()
   }
   for (const state of backend.history) send(state)
-  if (backend.status === 'terminated') {
+  if (endAtTerminated && backend.status === 'terminated') {
     stream.close()
     return
   }
   stream.onClose(backend.onStatus(send))
+}
+
+/** `GET /v2/backend/{id}/status/stream`. */
+export function streamStatus(req: IncomingMessage, res: ServerResponse, backend: Backend, keepAliveMs: number): void {
+  followStatus(new EventStream(req, res, keepAliveMs, true), req, backend, (state) => JSON.stringify(state), true)
 }
 
 /** `GET /v2/backend/{id}/logs/stream`: one event per output line. */

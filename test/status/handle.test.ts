@@ -1,9 +1,9 @@
-import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
+import { describe, expect, expectTypeOf, it } from 'vitest'
 import { BackendNotFoundError, BackendTerminatedError, JamsocketError, TimeoutError } from '../../src/errors.js'
-import { BackendHandle, StatusFeed, type BackendHandleOptions } from '../../src/status/index.js'
+import { BackendHandle, StatusFeed } from '../../src/status/index.js'
 import type { BackendState, BackendStatus, ConnectResponse, TerminatedState } from '../../src/wire.js'
 import { FAST, handleHarness, streamOf } from '../helpers/handle-harness.js'
-import { frame, stateOf, until, type Connection, type Script, type SseServer } from '../helpers/sse-server.js'
+import { frame, stateOf, until, type Connection, type Script } from '../helpers/sse-server.js'
 
 const LIFE: BackendStatus[] = ['scheduled', 'loading', 'starting', 'waiting', 'ready', 'terminating', 'terminated']
 const HISTORY = LIFE.map((s, i) => stateOf(s, i))

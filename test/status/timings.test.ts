@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { BackendTerminatedError, Jamsocket } from '../../src/index.js'
-import { BackendHandle, StatusFeed, timingsOf, type BackendHandleOptions } from '../../src/status/index.js'
+import { BackendHandle, StatusFeed, timingsOf } from '../../src/status/index.js'
 import type { BackendState, BackendStatus, ConnectResponse } from '../../src/wire.js'
-import { FAST, handleHarness, streamOf } from '../helpers/handle-harness.js'
+import { handleHarness, streamOf } from '../helpers/handle-harness.js'
 import { frame, until, type SseServer } from '../helpers/sse-server.js'
 
 const T0 = Date.parse('2024-08-15T14:00:00.000Z')
