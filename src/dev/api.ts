@@ -195,11 +195,7 @@ export function createApiHandler(registry: Registry, options: ResolvedDevOptions
         sendError(res, error.status, error.code, error.message, error.status === 413 ? { connection: 'close' } : undefined)
         if (error.status === 413) res.on('finish', () => req.socket.destroySoon())
       } else {
-        try {
-          options.onEvent?.({ type: 'message', level: 'error', text: `API error: ${(error as Error)?.message ?? String(error)}` })
-        } catch {
-          // A throwing onEvent must not turn into an unhandled rejection that ends the server.
-        }
+        registry.message('error', `API error: ${(error as Error)?.message ?? String(error)}`)
         if (!res.headersSent) sendError(res, 500, 'InternalError', 'internal error')
         else res.destroy()
       }

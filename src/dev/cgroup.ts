@@ -55,19 +55,10 @@ export class CgroupSet {
       return { reason: `cgroup v2 at ${own.dir} is not writable (${(error as NodeJS.ErrnoException).code ?? 'error'})` }
     }
     const controllers = new Set<string>()
-    try {
-      const available = readFileSync(join(dir, 'cgroup.controllers'), 'utf8').trim().split(/\s+/)
-      for (const name of ['cpu', 'memory']) {
-        if (!available.includes(name)) continue
-        try {
-          writeFileSync(join(dir, 'cgroup.subtree_control'), `+${name}`)
-          controllers.add(name)
-        } catch {
-          // not delegated to us
-        }
-      }
-    } catch {
-      // no controllers file: containment only
+    // No controllers file, or a controller not delegated to us: containment only.
+    const available = (readCgroup(dir, 'cgroup.controllers') ?? '').trim().split(/\s+/)
+    for (const name of ['cpu', 'memory']) {
+      if (available.includes(name) && writeCgroup(dir, 'cgroup.subtree_control', `+${name}`)) controllers.add(name)
     }
     return new CgroupSet(dir, controllers)
   }
@@ -96,12 +87,8 @@ export class CgroupSet {
 
 /** SIGKILLs every process in the cgroup `dir` (`cgroup.kill`, else one by one). */
 export function killCgroup(dir: string): void {
-  try {
-    writeFileSync(join(dir, 'cgroup.kill'), '1')
-    return
-  } catch {
-    // kernels before 5.14 have no cgroup.kill
-  }
+  // Kernels before 5.14 have no cgroup.kill.
+  if (writeCgroup(dir, 'cgroup.kill', '1')) return
   for (const pid of cgroupPids(dir)) {
     try {
       process.kill(pid, 'SIGKILL')
@@ -113,30 +100,18 @@ export function killCgroup(dir: string): void {
 
 /** The pids in the cgroup `dir` (empty when it is gone). */
 export function cgroupPids(dir: string): number[] {
-  try {
-    return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number)
-  } catch {
-    return []
-  }
+  return (readCgroup(dir, 'cgroup.procs') ?? '').split('\n').filter(Boolean).map(Number)
 }
 
 /** True while some process is in the cgroup `dir`. */
 export function cgroupPopulated(dir: string): boolean {
-  try {
-    return /^populated 1$/m.test(readFileSync(join(dir, 'cgroup.events'), 'utf8'))
-  } catch {
-    return false
-  }
+  return /^populated 1$/m.test(readCgroup(dir, 'cgroup.events') ?? '')
 }
 
 /** The CPU time used by everything ever in the cgroup `dir`, in seconds (undefined when unreadable). */
 export function cgroupCpuSeconds(dir: string): number | undefined {
-  try {
-    const match = /^usage_usec (\d+)$/m.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'))
-    return match ? Number(match[1]) / 1e6 : undefined
-  } catch {
-    return undefined
-  }
+  const match = /^usage_usec (\d+)$/m.exec(readCgroup(dir, 'cpu.stat') ?? '')
+  return match ? Number(match[1]) / 1e6 : undefined
 }
 
 /** Reads one cgroup interface file; undefined when it cannot be read. */

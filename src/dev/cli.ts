@@ -8,6 +8,7 @@ import { relative, resolve, sep } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parseEnvArgs, parseEnvFile } from './env.js'
 import { startDevServer } from './server.js'
+import { SIGNALS } from './signals.js'
 import { TerminalUi } from './ui.js'
 
 const USAGE = `Usage: session-backends dev [options] -- <command> [args…]
@@ -54,8 +55,6 @@ function port(name: string, value: string | undefined): number | undefined {
   if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new RangeError(`--${name} must be a port from 0 to 65535, got ${value}`)
   return n
 }
-
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
 /** Runs the CLI with `argv` (without node and the script). Resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {

@@ -4,7 +4,7 @@
  */
 import { checkMs } from '../abort.js'
 import { baseEnv, ENV_NAME } from './env.js'
-import { randomToken } from './respond.js'
+import { randomToken, unbracket } from './respond.js'
 import type { BackendLogLine, DevEvent } from './registry.js'
 
 /** Options of the embedded local server. Only `command` is required. */
@@ -227,7 +227,7 @@ function ms(name: string, value: number | undefined, fallback: number): number {
 
 /** True for an address only this machine can reach (the API needs no credential there). */
 function isLoopback(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, '').toLowerCase()
+  const bare = unbracket(host).toLowerCase()
   return bare === 'localhost' || bare === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare) || /^::ffff:127\./.test(bare)
 }
 

@@ -315,11 +315,7 @@ export function createPlaneHandler(
           const kind = error.code in PLANE_MESSAGES || error.code === 'NotFound' ? error.code : 'Other'
           return sendPlaneError(res, error.status, kind, PLANE_MESSAGES[error.code] ?? error.message, cors)
         }
-        try {
-          options.onEvent?.({ type: 'message', level: 'error', text: `API error: ${(error as Error)?.message ?? String(error)}` })
-        } catch {
-          // A throwing onEvent must not turn into an unhandled rejection that ends the server.
-        }
+        registry.message('error', `API error: ${(error as Error)?.message ?? String(error)}`)
         sendPlaneError(res, 500, 'Other', 'Internal error.', cors)
       })
     },

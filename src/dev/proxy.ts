@@ -15,7 +15,7 @@ import type { Socket } from 'node:net'
 import { Pool, type Dispatcher } from 'undici'
 import { hostOf, upstreamHead, type UpstreamHead } from './proxy-headers.js'
 import type { Backend, Grant, Registry } from './registry.js'
-import { errorBody, type HostCheck } from './respond.js'
+import { bracket, errorBody, type HostCheck, sendError as sendApiError } from './respond.js'
 import { tunnel } from './tunnel.js'
 
 /** What the proxy needs besides the registry. */
@@ -23,6 +23,7 @@ export interface ProxyOptions {
   holdMs: number
   /** Most connections to one backend at once; further requests wait in its pool. */
   connections: number
+  /** Where the proxy's own problems are reported; it must not throw. */
   onError?: ((text: string) => void) | undefined
 }
 
@@ -45,7 +46,9 @@ const MAX_WAITING = 64
 /** A refused upgrade's answer is passed on whole up to this size (its body is read before it is sent on). */
 const MAX_REFUSAL_BODY = 64 * 1024
 
-const CORS = ['access-control-allow-origin', '*', 'access-control-allow-methods', '*', 'access-control-allow-headers', '*, Authorization']
+const CORS_HEADERS = { 'access-control-allow-origin': '*', 'access-control-allow-methods': '*', 'access-control-allow-headers': '*, Authorization' }
+/** The same, flat (`[name, value, …]`), as response heads are built here. */
+const CORS = Object.entries(CORS_HEADERS).flat()
 
 /**
  * The proxy's listening server. Half-open (`httpAllowHalfOpen`) so that a client which shuts down its
@@ -93,10 +96,7 @@ const REASONS: Record<number, string> = {
 
 /** An error answer in the hosted API's shape, with CORS headers as Plane sends them on its own errors. */
 function sendError(res: ServerResponse, status: number, code: string, message: string): void {
-  if (res.headersSent) return void res.destroy()
-  const body = JSON.stringify(errorBody(status, code, message))
-  res.writeHead(status, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'cache-control', 'no-store', ...CORS])
-  res.end(body)
+  sendApiError(res, status, code, message, CORS_HEADERS)
 }
 
 /** The same answer written on a raw socket (an upgrade request has no ServerResponse), then closed. */
@@ -152,20 +152,14 @@ function onClientClose(this: Socket): void {
 export function createProxy(registry: Registry, hosts: HostCheck, options: ProxyOptions) {
   const pools = new Map<Backend, Pool>()
   const tunnels = new Set<() => void>()
-  const report = (text: string) => {
-    try {
-      options.onError?.(text)
-    } catch {
-      // never let reporting break the proxy
-    }
-  }
+  const report = (text: string) => options.onError?.(text)
 
   /** The backend's keep-alive pool, made on first use and closed when the backend starts ending. */
   const poolOf = (backend: Backend): Pool => {
     let pool = pools.get(backend)
     if (pool === undefined) {
       const host = backend.host ?? registry.backendHost
-      const made = new Pool(`http://${host.includes(':') ? `[${host}]` : host}:${backend.port!}`, {
+      const made = new Pool(`http://${bracket(host)}:${backend.port!}`, {
         // Each client connection has at most one request in flight (see onRequest), so this only
         // bounds what the proxy's two listening servers together could ask of one backend.
         connections: options.connections,

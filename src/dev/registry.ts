@@ -18,7 +18,7 @@ import { CgroupSet, cgroupCpuSeconds, cgroupPids, readCgroup, removeCgroup, writ
 import { findPrlimit, type LimitPlan, planLimits, readRss } from './limits.js'
 import { prepareMount } from './mount.js'
 import type { ResolvedDevOptions } from './options.js'
-import { ApiProblem, randomName, randomToken } from './respond.js'
+import { ApiProblem, randomName, randomToken, unbracket } from './respond.js'
 import { BackendProcess, freePort, probeUntilReady, type RunSpec, spareFits } from './runner.js'
 import { type Spare, SpareShells } from './spare.js'
 import { Watchdog } from './watchdog.js'
@@ -226,18 +226,18 @@ export class Registry {
 
   constructor(options: ResolvedDevOptions) {
     this.#options = options
-    const v6 = options.host.replace(/^\[|\]$/g, '') === '::1'
+    const v6 = unbracket(options.host) === '::1'
     this.backendHost = v6 ? '::1' : '127.0.0.1'
     this.#otherLoopback = v6 ? '127.0.0.1' : '::1'
     this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs)
-    this.#watchdog = new Watchdog((text) => this.#message('warn', text))
+    this.#watchdog = new Watchdog((text) => this.message('warn', text))
     const cgroups = CgroupSet.create()
     if (cgroups instanceof CgroupSet) {
       this.#cgroups = cgroups
       this.#watchdog.cgroup(cgroups.dir)
       this.#spares = new SpareShells(cgroups, options.cwd)
     } else {
-      this.#message('warn', `no per-backend cgroup: ${cgroups.reason}; a process a backend moves out of its process group (setsid, detached) is not killed with it`)
+      this.message('warn', `no per-backend cgroup: ${cgroups.reason}; a process a backend moves out of its process group (setsid, detached) is not killed with it`)
     }
   }
 
@@ -403,7 +403,8 @@ export class Registry {
     }
   }
 
-  #message(level: 'info' | 'warn' | 'error', text: string, backendId?: string): void {
+  /** Reports a message through `onEvent` (a throwing listener is ignored). */
+  message(level: 'info' | 'warn' | 'error', text: string, backendId?: string): void {
     this.#emit(backendId === undefined ? { type: 'message', level, text } : { type: 'message', level, text, backendId })
   }
 
@@ -466,7 +467,7 @@ export class Registry {
           limits.notes.push(`could NOT set ${file} = ${value} in the backend's cgroup: that limit is NOT enforced`)
         }
       }
-      for (const note of limits.notes) this.#message(/NOT|not enforced/.test(note) ? 'warn' : 'info', note, backend.id)
+      for (const note of limits.notes) this.message(/NOT|not enforced/.test(note) ? 'warn' : 'info', note, backend.id)
       backend.port = port
       this.#advance(backend, { status: 'starting', time: now() })
       backend.timers.startup = setTimeout(() => {
@@ -487,7 +488,7 @@ export class Registry {
             backend.timers.stopProbe = probeUntilReady(hosts, port, options.probeIntervalMs, (host) => {
               backend.host = host
               if (host !== this.backendHost) {
-                this.#message('warn', `answers on ${host} only, not on HOST=${this.backendHost}: listen on process.env.HOST`, backend.id)
+                this.message('warn', `answers on ${host} only, not on HOST=${this.backendHost}: listen on process.env.HOST`, backend.id)
               }
               clearTimeout(backend.timers.startup)
               // The idle clock starts at ready: a slow start is the startup timeout's business.
@@ -500,7 +501,7 @@ export class Registry {
           },
           onLine: (stream, text) => this.#log(backend, stream, text),
           onError: (error) => {
-            this.#message('error', `could not start ${options.command}: ${error.message}`, backend.id)
+            this.message('error', `could not start ${options.command}: ${error.message}`, backend.id)
             forget(undefined)
             this.#finish(backend, 'failed')
             this.#spares?.refill()
@@ -508,9 +509,9 @@ export class Registry {
           onExit: (code, signal) => {
             backend.exitCode = code
             const limit = backend.limitKill ?? limitSignal(signal, backend.input.limits, cgroup)
-            if (limit !== undefined && backend.limitKill === undefined) this.#message('warn', limit, backend.id)
+            if (limit !== undefined && backend.limitKill === undefined) this.message('warn', limit, backend.id)
             else if (!backend.ending && limit === undefined) {
-              this.#message(code === 0 ? 'info' : 'warn', `exited on its own with ${signal ?? `code ${code}`}`, backend.id)
+              this.message(code === 0 ? 'info' : 'warn', `exited on its own with ${signal ?? `code ${code}`}`, backend.id)
             }
             this.#finish(backend, code)
             this.#spares?.refill()
@@ -527,7 +528,7 @@ export class Registry {
         if (spare !== undefined) void spare.discard()
         else if (cgroup !== undefined) removeCgroup(cgroup)
       }
-      this.#message('error', `could not start: ${(error as Error).message}`, backend.id)
+      this.message('error', `could not start: ${(error as Error).message}`, backend.id)
       this.#finish(backend, 'failed')
     }
   }
@@ -552,7 +553,7 @@ export class Registry {
       if (over === undefined) return
       clearInterval(backend.timers.memory)
       backend.limitKill = over
-      this.#message('warn', over, backend.id)
+      this.message('warn', over, backend.id)
       proc.kill('SIGKILL')
     }, this.#options.memoryCheckIntervalMs)
   }
@@ -624,7 +625,7 @@ export class Registry {
       const idleOut = idle > 0 && backend.status === 'ready' && backend.open === 0 && at - backend.lastActivity >= idle * 1000
       const expired = lifetime !== undefined && lifetime > 0 && at - backend.createdMs >= lifetime * 1000
       if (idleOut || expired) {
-        this.#message('info', expired ? 'lifetime limit reached' : `idle for ${idle} s`, backend.id)
+        this.message('info', expired ? 'lifetime limit reached' : `idle for ${idle} s`, backend.id)
         this.terminate(backend, false, 'swept')
       }
     }

@@ -107,6 +107,16 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<string
   })
 }
 
+/** An address as it goes in a URL or a Host header: an IPv6 address in brackets. */
+export function bracket(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+}
+
+/** An address without URL brackets (`[::1]` → `::1`). */
+export function unbracket(host: string): string {
+  return host.replace(/^\[|\]$/g, '')
+}
+
 /** Which `Host` headers a server accepts: exact `name:port` strings, precomputed for a cheap check. */
 export class HostCheck {
   readonly #exact = new Set<string>()
@@ -114,7 +124,7 @@ export class HostCheck {
   constructor(names: Iterable<string>, port: number) {
     for (const raw of names) {
       const name = raw.toLowerCase()
-      const bracketed = name.includes(':') && !name.startsWith('[') ? `[${name}]` : name
+      const bracketed = bracket(name)
       this.#exact.add(`${bracketed}:${port}`)
       if (port === 80) this.#exact.add(bracketed)
     }

@@ -11,7 +11,7 @@ import { createApiHandler, type PublicUrls } from './api.js'
 import { type DevServerOptions, resolveDevOptions } from './options.js'
 import { createProxy, createProxyServer } from './proxy.js'
 import { Registry } from './registry.js'
-import { HostCheck } from './respond.js'
+import { bracket, HostCheck, unbracket } from './respond.js'
 import { closeOnSignals } from './signals.js'
 
 /** A running local server. */
@@ -48,10 +48,6 @@ export interface DevServer {
 }
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '[::]'])
-
-function bracket(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
-}
 
 function listen(server: NetServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -111,7 +107,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     const proxyPort = await listen(proxyServer, resolved.proxyPort, host)
 
     // Which Host headers name this server: DNS rebinding protection for a server that spawns processes.
-    const names = new Set(['localhost', '127.0.0.1', '::1', host.replace(/^\[|\]$/g, ''), ...resolved.allowedHosts])
+    const names = new Set(['localhost', '127.0.0.1', '::1', unbracket(host), ...resolved.allowedHosts])
     if (wildcard) {
       names.add(hostname())
       for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) names.add(a.address)
@@ -129,7 +125,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     const proxy = createProxy(registry, new HostCheck(names, proxyPort), {
       holdMs: resolved.holdMs,
       connections: resolved.proxyMaxConnections,
-      onError: (text) => resolved.onEvent?.({ type: 'message', level: 'warn', text }),
+      onError: (text) => registry.message('warn', text),
     })
     const wire = (api: Server, prx: Server) => {
       api.on('request', apiHandler)
