@@ -4,6 +4,7 @@
  */
 import { JamsocketError } from '../errors.js'
 import { describe, type JamsocketInitOptions, type JamsocketPlaneInitOptions } from './options.js'
+import { checkHeaderToken } from './validate.js'
 import { planeTarget, type Target, v2Target } from './targets/index.js'
 
 /** The hosted API. */
@@ -29,11 +30,7 @@ function requireString(init: Record<string, unknown>, field: 'account' | 'token'
         ' (pass { account, token, service } or { dev: true })',
     )
   }
-  // A token with whitespace or control characters (a trailing newline from an env file) cannot go
-  // in a header: fetch would throw with the whole header value, token included, in its message.
-  if (field === 'token' && !/^[\x21-\x7e]+$/.test(value)) {
-    throw new TypeError('Jamsocket: token contains whitespace or characters that cannot go in an HTTP header (a trailing newline?)')
-  }
+  if (field === 'token') checkHeaderToken(value)
   return value
 }
 

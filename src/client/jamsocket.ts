@@ -7,6 +7,7 @@
 import { checkMs, type FetchLike } from '../abort.js'
 import { BackendPool, type BackendPoolOptions } from '../pool/pool.js'
 import { BackendHandle, type BackendHandleOptions } from '../status/handle.js'
+import { setDefaultStreamFetch } from '../status/transport.js'
 import {
   type BackendState,
   type ConnectRequest,
@@ -32,6 +33,10 @@ import type { JamsocketSummary, Target } from './targets/index.js'
 import { checkBackendId, checkConnectRequest, checkSignal } from './validate.js'
 
 const OPTION_KEYS = ['fetch', 'retry', 'timeoutMs', 'dangerouslyAllowBrowser'] as const
+
+// On Node, every handle follows with the lean node:http transport unless given a fetch: the client's,
+// the pool's and those made by `new BackendHandle()` alike.
+setDefaultStreamFetch(statusFetch())
 
 /**
  * A client of session backends: the hosted Jamsocket v2 API, the local dev server, or a Plane controller.
@@ -67,9 +72,9 @@ export class Jamsocket {
     this.#options = resolveOptions(merged)
     guardBrowser(this.#options.dangerouslyAllowBrowser)
     this.#target = resolveTarget(init)
-    // Handles follow status with the caller's fetch, or on Node with the lean node:http transport.
-    const fetch = this.#options.fetch ?? statusFetch()
-    this.#handleOptions = fetch ? { fetch } : {}
+    // Handles follow status with the caller's fetch, else with the status layer's default: on Node
+    // the lean node:http transport, registered below.
+    this.#handleOptions = this.#options.fetch ? { fetch: this.#options.fetch } : {}
   }
 
   /**
@@ -105,7 +110,7 @@ export class Jamsocket {
 
   /** True when talking to a local dev server. */
   get dev(): boolean {
-    return this.#target.dev
+    return this.#target.kind === 'dev'
   }
 
   /** Which kind of server this client talks to: `'dev'`, `'hosted'` or `'plane'`. */

@@ -16,7 +16,6 @@
  */
 import type * as Http from 'node:http'
 import type { FetchLike } from '../abort.js'
-import { setDefaultStreamFetch } from '../status/transport.js'
 
 type HttpModule = typeof Http
 type ReadResult = { done: false; value: Uint8Array } | { done: true; value: undefined }
@@ -77,9 +76,6 @@ export function statusFetch(): FetchLike | undefined {
     return globalThis.fetch(input, init)
   })
 }
-
-// On Node, handles made by `new BackendHandle()` follow with it too, not only the client's.
-setDefaultStreamFetch(statusFetch())
 
 /** As fetch: redirects are followed, at most this many times. */
 const MAX_REDIRECTS = 20

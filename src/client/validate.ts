@@ -122,3 +122,22 @@ export function checkSignal(signal: unknown): AbortSignal | undefined {
   }
   return signal as AbortSignal
 }
+
+/** The JSON text of a connect body; a TypeError when `auth` cannot be serialised (a cycle, a BigInt). */
+export function connectBody(body: unknown): string {
+  try {
+    return JSON.stringify(body)
+  } catch (error) {
+    throw new TypeError('connect(): request.auth must be JSON-serialisable', { cause: error })
+  }
+}
+
+/**
+ * Refuses a token with whitespace or control characters (a trailing newline from an env file): it
+ * cannot go in a header, and fetch would throw with the whole header value, token included, in its message.
+ */
+export function checkHeaderToken(token: string): void {
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new TypeError('Jamsocket: token contains whitespace or characters that cannot go in an HTTP header (a trailing newline?)')
+  }
+}

@@ -1,6 +1,5 @@
 import { checkMs, deadline, type Deadline } from '../abort.js'
 import type { Jamsocket } from '../client/jamsocket.js'
-import { statusFetch } from '../client/node-stream.js'
 import { BackendTerminatedError, JamsocketError } from '../errors.js'
 import { StatusFeed, type StatusFeedOptions } from '../status/feed.js'
 import { BackendHandle } from '../status/handle.js'
@@ -139,7 +138,7 @@ export class BackendPool {
     this.#maxEntries = maxEntries
     this.#reuseMs = reuseMs
     this.#maxRespawns = maxRespawns
-    this.#statusOptions = { ...status, fetch: jamsocket.fetch ?? statusFetch() }
+    this.#statusOptions = { ...status, fetch: jamsocket.fetch }
   }
 
   /**

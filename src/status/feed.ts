@@ -220,10 +220,15 @@ function utf8Bytes(text: string): string {
 // Plane's status_url is `{controller}/pub/b/{id}/status` and its stream is a sibling, `…/status-stream`.
 const PLANE_STATUS_PATH = /\/pub\/b\/[^/]+\/status$/
 
-/** True for Plane's `status_url` (`…/pub/b/{id}/status`, a query or fragment aside). */
-export function isPlaneStatusUrl(statusUrl: string): boolean {
+/** The stream of a `status_url`, and whether it is Plane's (`…/pub/b/{id}/status`, a query or fragment aside). */
+function streamOf(statusUrl: string): { url: string; plane: boolean } {
   const cut = statusUrl.search(/[?#]/)
-  return PLANE_STATUS_PATH.test(cut === -1 ? statusUrl : statusUrl.slice(0, cut))
+  const path = cut === -1 ? statusUrl : statusUrl.slice(0, cut)
+  let rest = cut === -1 ? '' : statusUrl.slice(cut)
+  const hash = rest.indexOf('#')
+  if (hash !== -1) rest = rest.slice(0, hash)
+  if (PLANE_STATUS_PATH.test(path)) return { url: `${path}-stream${rest}`, plane: true }
+  return { url: `${path.endsWith('/') ? path.slice(0, -1) : path}/stream${rest}`, plane: false }
 }
 
 /**
@@ -231,13 +236,7 @@ export function isPlaneStatusUrl(statusUrl: string): boolean {
  * the v2 API (`…/status?x=1` → `…/status/stream?x=1`), `…/pub/b/{id}/status-stream` on Plane.
  */
 export function statusStreamUrl(statusUrl: string): string {
-  const cut = statusUrl.search(/[?#]/)
-  const path = cut === -1 ? statusUrl : statusUrl.slice(0, cut)
-  let rest = cut === -1 ? '' : statusUrl.slice(cut)
-  const hash = rest.indexOf('#')
-  if (hash !== -1) rest = rest.slice(0, hash)
-  if (PLANE_STATUS_PATH.test(path)) return `${path}-stream${rest}`
-  return `${path.endsWith('/') ? path.slice(0, -1) : path}/stream${rest}`
+  return streamOf(statusUrl).url
 }
 
 const NO_HISTORY: readonly BackendState[] = Object.freeze([])
@@ -323,8 +322,10 @@ export class StatusFeed {
 
   constructor(response: ConnectResponse, options: StatusFeedOptions = {}) {
     this.#backendId = response.backend_id
-    this.#url = statusStreamUrl(response.status_url)
-    this.#resumes = !isPlaneStatusUrl(response.status_url)
+    const stream = streamOf(response.status_url)
+    this.#url = stream.url
+    // Plane's stream takes no Last-Event-ID from a page (its CORS allows only content-type).
+    this.#resumes = !stream.plane
     this.#settings = resolveSettings(options)
     // Before the stream says anything, the state is the connect response's status (provisional: for
     // an ending status the response carries no termination_reason; the stream's copy fills it in).

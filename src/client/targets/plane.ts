@@ -7,10 +7,11 @@
 import type { ConnectRequest, PlaneConnectRequest, PlaneExecutable, PlaneSpawnConfig, ResourceLimits, SpawnConfig, TerminateResponse } from '../../wire.js'
 import { describe, type JamsocketPlaneInitOptions } from '../options.js'
 import type { Call } from '../request.js'
+import { checkHeaderToken, connectBody } from '../validate.js'
 import type { JamsocketSummary, Target } from './target.js'
 
 /** The largest value of Plane's `i32` limits (`max_idle_seconds`, `lifetime_limit_seconds`). */
-export const PLANE_INT_MAX = 2 ** 31 - 1
+const PLANE_INT_MAX = 2 ** 31 - 1
 
 // Docker's reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest].
 const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
@@ -71,11 +72,9 @@ function mount(value: string | boolean): string | boolean {
 }
 
 interface PlaneConfig {
-  controller: string
   image: string
   cluster: string | undefined
   pool: string | undefined
-  token: string
 }
 
 function spawnConfig(spawn: SpawnConfig, image: string, config: PlaneConfig): PlaneSpawnConfig {
@@ -101,7 +100,7 @@ function spawnConfig(spawn: SpawnConfig, image: string, config: PlaneConfig): Pl
 }
 
 /** Plane's ConnectRequest for a checked `ConnectRequest`. */
-function connectBody(request: ConnectRequest | undefined, config: PlaneConfig): string {
+function planeBody(request: ConnectRequest | undefined, config: PlaneConfig): string {
   const spawn = request?.spawn
   const image = typeof spawn === 'object' && spawn.tag !== undefined ? withImageTag(config.image, spawn.tag) : config.image
   const body: PlaneConnectRequest = {
@@ -111,11 +110,7 @@ function connectBody(request: ConnectRequest | undefined, config: PlaneConfig): 
   }
   if (request?.user !== undefined) body.user = request.user
   if (request?.auth !== undefined) body.auth = request.auth
-  try {
-    return JSON.stringify(body)
-  } catch (error) {
-    throw new TypeError('connect(): request.auth must be JSON-serialisable', { cause: error })
-  }
+  return connectBody(body)
 }
 
 function checkUrl(value: unknown): string {
@@ -153,19 +148,14 @@ export function planeTarget(init: JamsocketPlaneInitOptions): Target {
   }
   const token = raw.token ?? ''
   if (typeof token !== 'string') throw new TypeError(`Jamsocket: token must be a string, got ${describe(token)}`)
-  // A token with whitespace or control characters cannot go in a header (fetch would quote it in its error).
-  if (token !== '' && !/^[\x21-\x7e]+$/.test(token)) {
-    throw new TypeError('Jamsocket: token contains whitespace or characters that cannot go in an HTTP header (a trailing newline?)')
-  }
+  if (token !== '') checkHeaderToken(token)
   for (const field of ['account', 'service'] as const) {
     if (raw[field] !== undefined) throw new TypeError(`Jamsocket: ${field} is not used with plane (Plane has no accounts or services)`)
   }
   const config: PlaneConfig = {
-    controller,
     image,
     cluster: optionalName('cluster', raw.cluster, false),
     pool: optionalName('pool', raw.pool, true),
-    token,
   }
   // The bearer goes to /ctrl routes only (forward auth guards those); /pub is public and gets none.
   const ctrlHeaders = Object.freeze(
@@ -178,7 +168,6 @@ export function planeTarget(init: JamsocketPlaneInitOptions): Target {
     apiUrl: controller,
     account: '',
     service: '',
-    dev: false,
     token,
     connect(request: ConnectRequest | undefined): Call {
       return {
@@ -186,7 +175,7 @@ export function planeTarget(init: JamsocketPlaneInitOptions): Target {
         method: 'POST',
         url: `${controller}/ctrl/connect`,
         headers: ctrlHeaders,
-        body: connectBody(request, config),
+        body: planeBody(request, config),
         withToken: token !== '',
         backendRoute: false,
       }

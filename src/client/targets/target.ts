@@ -34,7 +34,6 @@ export interface Target {
   readonly apiUrl: string
   readonly account: string
   readonly service: string
-  readonly dev: boolean
   /** The bearer token, `''` when there is none; redacted from everything that comes back. */
   readonly token: string
   /** The connect call for a request already checked by `checkConnectRequest` (TypeError for what this target cannot send). */

@@ -6,6 +6,7 @@
 import { ProtocolError } from '../../errors.js'
 import type { ConnectRequest, TerminateResponse } from '../../wire.js'
 import { cacheBuster, type Call } from '../request.js'
+import { connectBody } from '../validate.js'
 import type { JamsocketSummary, Target } from './target.js'
 
 /** Where a v2 target is and who the client is there. */
@@ -35,17 +36,9 @@ export function v2Target(config: V2Config): Target {
     apiUrl,
     account,
     service,
-    dev,
     token,
     connect(request: ConnectRequest | undefined): Call {
-      let body = '{}'
-      if (request !== undefined) {
-        try {
-          body = JSON.stringify(request)
-        } catch (error) {
-          throw new TypeError('connect(): request.auth must be JSON-serialisable', { cause: error })
-        }
-      }
+      const body = request === undefined ? '{}' : connectBody(request)
       return {
         operation: 'connect()',
         method: 'POST',
