@@ -8,7 +8,8 @@ import { build } from 'esbuild'
 import { existsSync } from 'node:fs'
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { chromium, type Browser } from 'playwright-core'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { eventually as poll } from '../helpers/eventually.js'
 
 /** Where Debian installs Chromium (`.ci/run` installs it when missing); CHROMIUM_PATH overrides. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -19,15 +20,27 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true })
 }
 
-/** Polls `check` until it returns a truthy value (returned) or `timeoutMs` passes (throws with the last value). */
-export async function eventually<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value) return value as NonNullable<T>
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(value)})`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+/** `page`, with every console warning and error and every uncaught page error kept in `problems`. */
+export function watchProblems(page: Page): Page & { problems: string[] } {
+  const watched = Object.assign(page, { problems: [] as string[] })
+  page.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning') watched.problems.push(message.text())
+  })
+  page.on('pageerror', (error) => watched.problems.push(String(error)))
+  return watched
+}
+
+/** The text of the element with this id. */
+export const text = (page: Page, id: string) => page.locator(`#${id}`).textContent()
+
+/** Waits until the element with this id shows `value`. */
+export async function shows(page: Page, id: string, value: string): Promise<void> {
+  await eventually(async () => (await text(page, id)) === value, `#${id} to show ${value}`)
+}
+
+/** {@link poll} every 20 ms: each check evaluates in the page. */
+export function eventually<T>(check: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  return poll(check, what, timeoutMs, 20)
 }
 
 function listen(server: Server): Promise<string> {

@@ -13,7 +13,7 @@ import { renderToString } from 'react-dom/server'
 import type { ConnectResponse } from '../../src/wire.js'
 import { tree } from './fixtures/app.js'
 import type { Harness, Message, MountOptions } from './fixtures/harness-types.js'
-import { bundlePage, eventually, launchChromium, relayed, servePage, startGate, StreamCounter, type PageServer } from './harness.js'
+import { bundlePage, eventually, launchChromium, relayed, servePage, shows, startGate, StreamCounter, text, watchProblems, type PageServer } from './harness.js'
 
 const backendScript = fileURLToPath(new URL('./fixtures/socket-backend.mjs', import.meta.url))
 
@@ -58,11 +58,7 @@ afterAll(async () => {
 
 /** A fresh page, with every console warning and error kept in `problems`. */
 async function openPage(): Promise<Page & { problems: string[] }> {
-  const page = Object.assign(await context.newPage(), { problems: [] as string[] })
-  page.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warning') page.problems.push(message.text())
-  })
-  page.on('pageerror', (error) => page.problems.push(String(error)))
+  const page = watchProblems(await context.newPage())
   pages.push(page)
   await page.goto(site.url)
   await page.waitForFunction(() => 'harness' in globalThis)
@@ -90,11 +86,6 @@ function run<T>(page: Page, fn: (harness: Harness) => T): Promise<T> {
   return page.evaluate(`(${fn.toString()})(window.harness)`) as Promise<T>
 }
 
-const text = (page: Page, id: string) => page.locator(`#${id}`).textContent()
-
-async function shows(page: Page, id: string, value: string): Promise<void> {
-  await eventually(async () => (await text(page, id)) === value, `#${id} to show ${value}`)
-}
 
 describe('SessionBackendProvider + SocketIOProvider in Chromium', () => {
   it('StrictMode (mount, unmount, mount) leaves one open status stream and one socket; unmount closes both', async () => {

@@ -10,7 +10,7 @@ import { io } from 'socket.io-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startExample, type Example } from '../../examples/multiplayer/server.js'
 import type { ConnectResponse } from '../../src/wire.js'
-import { eventually, launchChromium } from './harness.js'
+import { launchChromium, shows, watchProblems } from './harness.js'
 
 let example: Example
 let browser: Browser
@@ -29,19 +29,9 @@ afterAll(async () => {
 })
 
 async function open(doc: string, user: string): Promise<Page & { problems: string[] }> {
-  const page = Object.assign(await browser.newPage(), { problems: [] as string[] })
-  page.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warning') page.problems.push(message.text())
-  })
-  page.on('pageerror', (error) => page.problems.push(String(error)))
+  const page = watchProblems(await browser.newPage())
   await page.goto(`${example.url}?doc=${doc}&user=${user}`)
   return page
-}
-
-const text = (page: Page, id: string) => page.locator(`#${id}`).textContent()
-
-async function shows(page: Page, id: string, value: string): Promise<void> {
-  await eventually(async () => (await text(page, id)) === value, `#${id} to show ${value}`)
 }
 
 describe('the multiplayer example', () => {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { afterEach } from 'vitest'
 import { startDevServer, type DevEvent, type DevServer, type DevServerOptions } from '../../src/dev/index.js'
 import { statusRank, type BackendState, type ConnectResponse } from '../../src/wire.js'
+import { eventually } from '../helpers/eventually.js'
 
 export type Fixture = 'listen' | 'crash' | 'never-listens' | 'ignore-sigterm' | 'escape' | 'burn' | 'report'
 
@@ -45,16 +46,7 @@ export async function startServer(name: Fixture, options: Partial<DevServerOptio
   return Object.assign(server, { events })
 }
 
-/** Polls `check` until it returns a truthy value (returned) or `timeoutMs` passes (throws). */
-export async function eventually<T>(check: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value) return value
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
+export { eventually }
 
 /** POSTs a connect with `body` (an object, or raw text). */
 export async function connectRaw(server: DevServer, body: unknown = {}): Promise<ConnectResponse> {
