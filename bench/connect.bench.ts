@@ -10,6 +10,7 @@
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Jamsocket } from '../src/client/index.js'
+import { median } from './lib.js'
 
 const ROUNDS = 10
 const PER_ROUND = 500 // 5,000 calls per side in all
@@ -112,7 +113,6 @@ const [clientSamples, bareSamples, timeoutSamples, planeSamples, barePlaneSample
 child.kill()
 
 const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0)
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const calls = clientSamples.length
 const clientMean = sum(clientSamples) / calls
 const bareMean = sum(bareSamples) / calls

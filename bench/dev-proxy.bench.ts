@@ -18,10 +18,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort, median } from './lib.js'
 
 const ROUNDS = 9
 const MS = 1800
@@ -103,17 +104,7 @@ async function load(base: string, path: string, ms: number): Promise<Load> {
   return result
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 const verdict = (ok: boolean) => (ok ? 'OK' : 'MISSED')
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo
-      probe.close(() => resolve(port))
-    })
-  })
-}
 
 function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -9,25 +9,16 @@
  */
 import { spawn } from 'node:child_process'
 import { request } from 'node:http'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { isBaseName } from '../src/dev/env.js'
 import { Jamsocket } from '../src/index.js'
+import { freePort, median } from './lib.js'
 
 const ROUNDS = 21
 const POLL_MS = 1
 const GOAL = 1.1
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 const backend = here('./fixtures/dev-hello.mjs')
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -78,7 +69,6 @@ async function viaLibrary(): Promise<number> {
   return elapsed
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 try {
   await byHand()
   await viaLibrary()

@@ -12,6 +12,7 @@
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Jamsocket, type BackendHandle } from '../src/index.js'
+import { median } from './lib.js'
 
 const CALLS = 10_000
 const KEYS = 100
@@ -82,7 +83,6 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`
 console.log(`${ROUNDS} interleaved rounds (order alternating), medians:`)
 for (const side of [plains, pooleds]) {

@@ -118,17 +118,10 @@ async function runClient(kind: Kind, origin: string): Promise<void> {
       handle.on('status', (s) => onStatus(s.status))
       return () => handle.close()
     }
-  } else if (kind === 'new-handle') {
-    // The same, made by hand from a ConnectResponse with the package's main entry (on Node).
-    const { BackendHandle } = await import('../src/index.js')
-    follow = (id, url, onStatus) => {
-      const handle = new BackendHandle({ backend_id: id, spawned: true, status: 'scheduled', token: 't', url: 'u', status_url: url, ready_url: '' })
-      handle.on('status', (s) => onStatus(s.status))
-      return () => handle.close()
-    }
-  } else if (kind === 'fetch-handle') {
-    // What a browser follows with: a handle built from the ConnectResponse, over fetch.
-    const { BackendHandle } = await import('../src/status/index.js')
+  } else if (kind === 'new-handle' || kind === 'fetch-handle') {
+    // new-handle: the same, made by hand from a ConnectResponse with the package's main entry (on Node);
+    // fetch-handle: what a browser follows with, a handle from the status layer alone, over fetch.
+    const { BackendHandle } = kind === 'new-handle' ? await import('../src/index.js') : await import('../src/status/index.js')
     follow = (id, url, onStatus) => {
       const handle = new BackendHandle({ backend_id: id, spawned: true, status: 'scheduled', token: 't', url: 'u', status_url: url, ready_url: '' })
       handle.on('status', (s) => onStatus(s.status))
