@@ -11,9 +11,12 @@ import { onTerminate } from '../../src/backend/index.js'
 import type { BackendState, TerminatedState } from '../../src/index.js'
 import { fixtureCommand, startBackendServer, tempDir } from './helpers.js'
 
+// One local server for the file (its keys never clash), started by the first test that needs it.
+let server: ReturnType<typeof startBackendServer> | undefined
+
 /** Spawns the fixture with `key` and a mount, uses it once as `user`, terminates it softly; returns what it left. */
 async function terminateOnce(env: Record<string, string>, key: string) {
-  const { jamsocket, dataDir } = await startBackendServer()
+  const { jamsocket, dataDir } = await (server ??= startBackendServer())
   const handle = await jamsocket.connect({ key, user: 'ada', spawn: { executable: { mount: true, env } } })
   const seen: BackendState['status'][] = []
   handle.on('status', (state) => seen.push(state.status))

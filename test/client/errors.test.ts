@@ -11,18 +11,12 @@ import {
   RateLimitError,
   TimeoutError,
 } from '../../src/errors.js'
-import { CONNECT_RESPONSE, TOKEN, hangingFetch, json, networkFailure, recordingFetch } from './helpers.js'
+import { CONNECT_RESPONSE, TOKEN, fail, hangingFetch, json, networkFailure, recordingFetch } from './helpers.js'
 
 // No retries here: these tests are about what one answer means.
 const client = (fetch: ReturnType<typeof recordingFetch> | ReturnType<typeof hangingFetch>) =>
   new Jamsocket({ account: 'acme', token: TOKEN, service: 'editor' }, { fetch, retry: false })
 
-const fail = (promise: Promise<unknown>) => promise.then(
-  () => {
-    throw new Error('expected a rejection')
-  },
-  (error: unknown) => error as JamsocketError,
-)
 
 describe('error bodies: both shapes are read', () => {
   it('hosted {"error":{status,code,message,id}} → errorCode, requestId and the message', async () => {

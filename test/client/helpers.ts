@@ -2,7 +2,17 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { FetchLike } from '../../src/abort.js'
+import type { JamsocketError } from '../../src/errors.js'
 import type { ConnectResponse } from '../../src/wire.js'
+
+/** The error `promise` rejects with (it must reject). */
+export const fail = (promise: Promise<unknown>) =>
+  promise.then(
+    () => {
+      throw new Error('expected a rejection')
+    },
+    (error: unknown) => error as JamsocketError,
+  )
 
 export const TOKEN = 'sk_live_9f8e7d6c5b4a_SECRET'
 

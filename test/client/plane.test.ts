@@ -7,10 +7,10 @@ import { inspect } from 'node:util'
 import { describe, expect, it, vi } from 'vitest'
 import { Jamsocket } from '../../src/client/index.js'
 import { withImageTag } from '../../src/client/targets/index.js'
-import { AuthenticationError, BackendNotFoundError, BackendTerminatedError, HTTPError, type JamsocketError, TimeoutError } from '../../src/errors.js'
+import { AuthenticationError, BackendNotFoundError, BackendTerminatedError, HTTPError, TimeoutError } from '../../src/errors.js'
 import { BackendHandle } from '../../src/status/index.js'
 import type { ConnectResponse } from '../../src/wire.js'
-import { hangingFetch, json, type Recorded, recordingFetch } from './helpers.js'
+import { fail, hangingFetch, json, type Recorded, recordingFetch } from './helpers.js'
 
 const PLANE = 'http://controller.internal:8080'
 const IMAGE = 'ghcr.io/acme/editor:1.4'
@@ -61,13 +61,6 @@ function openStream(text: string, signal: AbortSignal | undefined): Response {
 const planeClient = (fetch: ReturnType<typeof recordingFetch>, extra: Record<string, unknown> = {}) =>
   new Jamsocket({ plane: PLANE, image: IMAGE, token: PLANE_TOKEN, retry: false, fetch, ...extra } as never)
 
-const fail = (promise: Promise<unknown>) =>
-  promise.then(
-    () => {
-      throw new Error('expected a rejection')
-    },
-    (error: unknown) => error as JamsocketError,
-  )
 
 const bodyOf = (call: Recorded) => JSON.parse(call.body!) as Record<string, unknown>
 

@@ -194,3 +194,14 @@ export function cgroupOf(pid: number): string | undefined {
     return undefined
   }
 }
+
+/** True when the server said it has no per-backend cgroups (cgroup v2 not writable here). */
+export function noCgroups(server: TestServer): boolean {
+  return server.events.some((e) => e.type === 'message' && e.text.includes('no per-backend cgroup'))
+}
+
+/** The pid the `escape` fixture's backend `backendId` printed: the child it moved out of its process group. */
+export async function escapedPid(server: TestServer, backendId: string): Promise<number> {
+  const line = await eventually(() => server.events.find((e) => e.type === 'log' && e.line.backendId === backendId && e.line.text.startsWith('escaped ')), 'the escaped pid')
+  return Number((line as { line: { text: string } }).line.text.split(' ')[1])
+}

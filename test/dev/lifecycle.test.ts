@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { BackendTerminatedError, Jamsocket, type BackendState } from '../../src/index.js'
-import { alive, connectRaw, eventually, readSse, startServer, statuses, statusOf, waitStatus } from './helpers.js'
+import { alive, connectRaw, escapedPid, eventually, noCgroups, readSse, startServer, statuses, statusOf, waitStatus } from './helpers.js'
 
 function client(port: number): Jamsocket {
   return new Jamsocket({ dev: true, port, retry: false })
@@ -197,15 +197,14 @@ describe('lifecycle', () => {
 
   it('kills what a backend moved out of its process group (setsid) on terminate and on close(), where cgroup v2 is writable, and says so where not', async () => {
     const server = await startServer('escape')
-    const escapedPid = async (key: string) => {
+    const escaped = async (key: string) => {
       const cr = await connectRaw(server, { key })
       await waitStatus(server, cr.backend_id, 'ready')
-      const line = await eventually(() => server.events.find((e) => e.type === 'log' && e.line.backendId === cr.backend_id && e.line.text.startsWith('escaped ')), 'the escaped pid')
-      return { cr, pid: Number((line as { line: { text: string } }).line.text.split(' ')[1]) }
+      return { cr, pid: await escapedPid(server, cr.backend_id) }
     }
-    const noCgroup = server.events.some((e) => e.type === 'message' && e.text.includes('no per-backend cgroup'))
-    const first = await escapedPid('escape-terminate')
-    const second = await escapedPid('escape-close')
+    const noCgroup = noCgroups(server)
+    const first = await escaped('escape-terminate')
+    const second = await escaped('escape-close')
     expect(alive(first.pid)).toBe(true)
     await fetch(`${server.apiUrl}/v2/backend/${first.cr.backend_id}/terminate`, { method: 'POST' })
     await waitStatus(server, first.cr.backend_id, 'terminated')

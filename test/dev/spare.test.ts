@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest'
 import { CgroupSet } from '../../src/dev/cgroup.js'
 import { BackendProcess, spareFits, type RunSpec } from '../../src/dev/runner.js'
 import { type Spare, SpareShells } from '../../src/dev/spare.js'
-import { alive, cgroupDirOf, connectRaw, eventually, fixture, spareShells, startServer, waitStatus, type TestServer } from './helpers.js'
+import { alive, cgroupDirOf, connectRaw, escapedPid, eventually, fixture, noCgroups, spareShells, startServer, waitStatus } from './helpers.js'
 
 /** Runs `spec` (through `spare` when given) to its exit; resolves with its stdout lines. */
 function run(spec: RunSpec, spare?: Spare): Promise<string[]> {
@@ -29,8 +29,6 @@ function run(spec: RunSpec, spare?: Spare): Promise<string[]> {
     )
   })
 }
-
-const noCgroups = (server: TestServer) => server.events.some((e) => e.type === 'message' && e.text.includes('no per-backend cgroup'))
 
 /** The pid of the one spare shell of this process's server once it waits for a command (in its cgroup, fd 3 closed). */
 function waitingSpare(what: string): Promise<number> {
@@ -105,8 +103,7 @@ describe('spare shells', () => {
     const spare = await waitingSpare('a spare waiting in its cgroup')
     const cr = await connectRaw(server, { key: 'takes-the-spare' })
     await waitStatus(server, cr.backend_id, 'ready')
-    const line = await eventually(() => server.events.find((e) => e.type === 'log' && e.line.backendId === cr.backend_id && e.line.text.startsWith('escaped ')), 'the escaped pid')
-    const escaped = Number((line as { line: { text: string } }).line.text.split(' ')[1])
+    const escaped = await escapedPid(server, cr.backend_id)
     // The backend is the spare (same pid); the child it moved out of its process group is in its cgroup.
     expect(Number(await (await fetch(cr.url)).text())).toBe(spare)
     expect(cgroupDirOf(escaped)).toBe(cgroupDirOf(spare))
