@@ -63,7 +63,10 @@ function nominated(rawHeaders: string[]): Set<string> | undefined {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!
     if (name.length !== 10 || name.toLowerCase() !== 'connection') continue
-    for (const part of rawHeaders[i + 1]!.split(',')) {
+    const value = rawHeaders[i + 1]!
+    // What nearly every client sends (`keep-alive`, `close`) names no header: no split needed.
+    if (NOT_NOMINATED.has(value)) continue
+    for (const part of value.split(',')) {
       const token = part.trim().toLowerCase()
       if (token !== '' && !NOT_NOMINATED.has(token)) (names ??= new Set()).add(token)
     }
