@@ -2,12 +2,15 @@
  * The local server's proxy against other proxies in front of the same backend, same run:
  * - `http-proxy` (the most used Node reverse proxy; keep-alive upstream, X-Forwarded-* added): the
  *   baseline of the goals;
+ * - the floor of our design (fixtures/proxy-floor.mjs: the same node:http server and undici Pool,
+ *   relaying and nothing else), so that each run shows what our features cost on top of it;
  * - a bare Node TCP forwarder (bytes in, bytes out: the floor of any proxy written on Node's sockets);
  * - nginx with one worker (a native proxy), when an `nginx` binary is found; left out without it.
  * Every subject (and the load generator) runs in a session of its own, as real clients and servers
  * do: Linux shares CPU between sessions first. Rounds interleave the subjects, the order rotating
  * each round; figures are medians, ratios the median of the per-round ratios.
- * (1) CPU per proxied request: the subject's CPU time (all its processes and threads, from /proc)
+ * (1) CPU per proxied request: the subject's CPU time (all its processes and threads, from the
+ *     scheduler's per-thread run time in /proc)
  *     over a keep-alive load of 32 requests in flight, divided by the requests answered. On two
  *     cores, throughput against talking to the backend directly is set by the load generator and
  *     the backend sharing the CPU; CPU per request is what tells proxies apart. Goal: ≤ 0.70× http-proxy.
@@ -73,22 +76,24 @@ const stopGroup = (group: number) => () => {
   }
 }
 
-/** CPU time (ms) used so far by every process of a process group (all threads, children reaped excluded). */
-function groupCpuMs(group: number): number {
-  let ticks = 0
+/**
+ * CPU time (µs) used so far by every process of a process group: every thread's run time from the
+ * scheduler (`/proc/<pid>/task/<tid>/schedstat`, nanoseconds), not `stat`'s 10 ms ticks.
+ */
+function groupCpuUs(group: number): number {
+  let ns = 0
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
-    let stat: string
     try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      // Fields after the command name (which may contain spaces): state ppid pgrp …
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== group) continue
+      for (const task of readdirSync(`/proc/${entry}/task`)) ns += Number(readFileSync(`/proc/${entry}/task/${task}/schedstat`, 'utf8').split(' ')[0])
     } catch {
-      continue
+      // the process or thread ended meanwhile
     }
-    // Fields after the command name (which may contain spaces): state ppid pgrp … utime(14) stime(15).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(fields[2]) === group) ticks += Number(fields[11]) + Number(fields[12])
   }
-  return ticks * 10 // USER_HZ is 100 on Linux
+  return ns / 1000
 }
 
 interface Load {
@@ -178,6 +183,7 @@ try {
   subjects.ours = ours
   const backendPort = String(ours.info.backendPort)
   subjects['http-proxy'] = await startNode('./fixtures/proxy-http-proxy.mjs', [backendPort])
+  subjects.floor = await startNode('./fixtures/proxy-floor.mjs', [backendPort])
   subjects.bare = await startNode('./fixtures/proxy-bare.mjs', [backendPort])
   const nginx = await startNginx(Number(backendPort))
   if (nginx) subjects.nginx = nginx
@@ -206,9 +212,9 @@ try {
     for (const name of names) await load(subjects[name]!.base, path, 600) // warm-up: JIT, keep-alive pools
     const all = await rounds(async (name) => {
       const { base, group } = subjects[name]!
-      const before = groupCpuMs(group)
+      const before = groupCpuUs(group)
       const result = await load(base, path, MS)
-      return { ...result, cpuUs: ((groupCpuMs(group) - before) * 1000) / result.count }
+      return { ...result, cpuUs: (groupCpuUs(group) - before) / result.count }
     })
     console.log(`HTTP ${label}, ${CONNECTIONS} in flight, ${ROUNDS} interleaved rounds of ${MS / 1000} s`)
     for (const name of names) {
@@ -221,18 +227,22 @@ try {
     const rps = ratio(all, 'ours', 'http-proxy', (x) => x.rps)
     const p99 = ratio(all, 'ours', 'http-proxy', (x) => x.p99)
     console.log(`  ours vs http-proxy: CPU per request ${cpu.toFixed(2)}× (goal ≤ ${GOALS.cpu.toFixed(2)}×) ${verdict(cpu <= GOALS.cpu)}; throughput ${rps.toFixed(2)}× (goal ≥ ${GOALS.rps.toFixed(2)}×) ${verdict(rps >= GOALS.rps)}; p99 ${p99.toFixed(2)}× (goal ≤ ${GOALS.p99.toFixed(2)}×) ${verdict(p99 <= GOALS.p99)}`)
+    const overFloor = ratio(all, 'ours', 'floor', (x) => x.cpuUs)
+    console.log(`  ours vs the floor of its design (node:http + undici relaying, nothing else): CPU per request ${overFloor.toFixed(2)}×; the floor vs http-proxy ${ratio(all, 'floor', 'http-proxy', (x) => x.cpuUs).toFixed(2)}×`)
     console.log(`  for scale, CPU per request vs ours: ${others('ours').map((n) => `${n} ${(1 / ratio(all, 'ours', n, (x) => x.cpuUs)).toFixed(2)}×`).join(', ')}`)
   }
 
   // WebSocket: one client, round trips to every subject interleaved trip by trip (the same load for all).
-  const ws: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]))
+  // (The floor has no upgrade path: WebSocket is compared with the bare forwarder.)
+  const wsNames = names.filter((name) => name !== 'floor')
+  const ws: Record<string, number[]> = Object.fromEntries(wsNames.map((name) => [name, []]))
   for (let round = 0; round < ROUNDS; round++) {
-    const order = names.map((_, i) => names[(i + round) % names.length]!)
+    const order = wsNames.map((_, i) => wsNames[(i + round) % wsNames.length]!)
     const means = JSON.parse(await run('./fixtures/ws-compare.mjs', [String(WS_TRIPS), ...order.map((name) => subjects[name]!.base.replace('http', 'ws'))])) as { mean: number }[]
     order.forEach((name, i) => ws[name]!.push(means[i]!.mean))
   }
   console.log(`WebSocket echo round trip (32 bytes, sequential, interleaved trip by trip; ${ROUNDS} rounds of ${WS_TRIPS} per subject)`)
-  for (const name of names) console.log(`  ${name.padEnd(10)} ${(median(ws[name]!) * 1000).toFixed(0)} µs`)
+  for (const name of wsNames) console.log(`  ${name.padEnd(10)} ${(median(ws[name]!) * 1000).toFixed(0)} µs`)
   const wsRatio = ratio(ws, 'ours', 'bare', (x) => x)
   console.log(`  ours vs the bare forwarder ${wsRatio.toFixed(2)}× (goal ≤ ${GOALS.ws.toFixed(2)}×) ${verdict(wsRatio <= GOALS.ws)}; http-proxy ${ratio(ws, 'http-proxy', 'bare', (x) => x).toFixed(2)}×${subjects.nginx ? `, nginx ${ratio(ws, 'nginx', 'bare', (x) => x).toFixed(2)}×` : ''}`)
 } finally {
