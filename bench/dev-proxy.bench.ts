@@ -14,7 +14,9 @@
  *     over a keep-alive load of 32 requests in flight, divided by the requests answered. On two
  *     cores, throughput against talking to the backend directly is set by the load generator and
  *     the backend sharing the CPU; CPU per request is what tells proxies apart. Goal: ≤ 0.70× http-proxy.
- * (2) Throughput and p99 latency of the same loads. Goals: ≥ 1.00× and ≤ 1.00× http-proxy.
+ *     The same at a fixed 3,000 requests per second (fixtures/http-rate.mjs): below saturation every
+ *     subject gets the same requests at the same times, so the figure does not depend on batching.
+ * (2) Throughput and p99 latency of the saturating loads. Goals: ≥ 1.00× and ≤ 1.00× http-proxy.
  * (3) WebSocket echo round trip (sequential, one client interleaving its trips to every subject trip by
  *     trip, so that all see the same machine load). Goal: ≤ 1.10× the bare forwarder.
  * Run alone: `node --import tsx --expose-gc bench/dev-proxy.bench.ts`.
@@ -31,6 +33,9 @@ const ROUNDS = 9
 const MS = 1800
 const CONNECTIONS = 32
 const WS_TRIPS = 2000
+/** The fixed rate of the below-saturation CPU measurement, and how long each subject gets it per round. */
+const RATE = 3000
+const RATE_MS = 2000
 const GOALS = { cpu: 0.7, rps: 1.0, p99: 1.0, ws: 1.1 }
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
@@ -111,7 +116,7 @@ async function load(name: string, base: string, path: string, ms: number): Promi
 }
 
 /** `, N failed requests` when a reference proxy failed some (ours never gets here with any). */
-const errorNote = (loads: Load[]) => {
+const errorNote = (loads: readonly { errors: number }[]) => {
   const errors = loads.reduce((sum, l) => sum + l.errors, 0)
   return errors > 0 ? `, ${errors} failed requests` : ''
 }
@@ -237,6 +242,26 @@ try {
     const overFloor = ratio(all, 'ours', 'floor', (x) => x.cpuUs)
     console.log(`  ours vs the floor of its design (node:http + undici relaying, nothing else): CPU per request ${overFloor.toFixed(2)}×; the floor vs http-proxy ${ratio(all, 'floor', 'http-proxy', (x) => x.cpuUs).toFixed(2)}×`)
     console.log(`  for scale, CPU per request vs ours: ${others('ours').map((n) => `${n} ${(1 / ratio(all, 'ours', n, (x) => x.cpuUs)).toFixed(2)}×`).join(', ')}`)
+  }
+
+  // The same CPU figure at a fixed rate below saturation: every subject gets the same requests at the
+  // same times, so it does not depend on how many requests a subject batches per wake-up under a full
+  // load (the main source of run-to-run spread above).
+  {
+    const all = await rounds(async (name) => {
+      const { base, group } = subjects[name]!
+      const before = groupCpuUs(group)
+      const { count, errors } = JSON.parse(await run('./fixtures/http-rate.mjs', [base, String(RATE), String(RATE_MS)])) as { count: number; errors: number }
+      if (errors > 0 && name === 'ours') throw new Error(`ours: ${errors} errors`)
+      return { cpuUs: (groupCpuUs(group) - before) / count, errors }
+    })
+    console.log(`HTTP / at a fixed ${RATE} req/s (below saturation), ${ROUNDS} interleaved rounds of ${RATE_MS / 1000} s`)
+    for (const name of names) console.log(`  ${name.padEnd(10)} CPU ${median(all[name]!.map((x) => x.cpuUs)).toFixed(1).padStart(6)} µs/request${errorNote(all[name]!)}`)
+    const cpu = ratio(all, 'ours', 'http-proxy', (x) => x.cpuUs)
+    console.log(
+      `  ours vs http-proxy: CPU per request ${cpu.toFixed(2)}× (goal ≤ ${GOALS.cpu.toFixed(2)}×) ${verdict(cpu <= GOALS.cpu)}; ` +
+        `the floor vs http-proxy ${ratio(all, 'floor', 'http-proxy', (x) => x.cpuUs).toFixed(2)}×; ours vs the floor ${ratio(all, 'ours', 'floor', (x) => x.cpuUs).toFixed(2)}×`,
+    )
   }
 
   // WebSocket: one client, round trips to every subject interleaved trip by trip (the same load for all).
