@@ -71,8 +71,8 @@ export function createProxyServer(options: ProxyServerOptions): Server {
   return server
 }
 
-/** Splits `/{token}/rest?q` into the token and the upstream path (`/rest?q`, `/` when empty). */
-function splitToken(url: string): [token: string, path: string] {
+/** Where the token of `/{token}/rest?q` ends: at the first `/` or `?` after it, or at the end of the URL. */
+function tokenEnd(url: string): number {
   let end = 1
   const n = url.length
   while (end < n) {
@@ -80,9 +80,13 @@ function splitToken(url: string): [token: string, path: string] {
     if (c === 47 /* / */ || c === 63 /* ? */) break
     end++
   }
-  const token = url.slice(1, end)
-  if (end === n) return [token, '/']
-  return [token, url.charCodeAt(end) === 47 ? url.slice(end) : `/${url.slice(end)}`]
+  return end
+}
+
+/** The upstream path after a token that ends at `end` (`/rest?q`, `/` when empty). */
+function pathAfter(url: string, end: number): string {
+  if (end === url.length) return '/'
+  return url.charCodeAt(end) === 47 ? url.slice(end) : `/${url.slice(end)}`
 }
 
 const REASONS: Record<number, string> = {
@@ -124,7 +128,11 @@ function responseHeaders(raw: Buffer[] | string[], backendId: string, upgrade: b
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1')
     const first = name.charCodeAt(0) | 32
-    if (first === 99 /* c */ || first === 107 /* k */ || first === 116 /* t */ || first === 97 /* a */ || first === 112 /* p */ || first === 117 /* u */) {
+    const n = name.length
+    // Only these can be a field dropped or looked at below: connection and keep-alive (10 characters),
+    // upgrade (7), proxy-connection (16), transfer-encoding (17), access-control-* (15 and more).
+    // Content-Type and Content-Length, in nearly every answer, are not lowercased.
+    if ((n === 10 || n === 7 || n >= 15) && (first === 99 /* c */ || first === 107 /* k */ || first === 116 /* t */ || first === 97 /* a */ || first === 112 /* p */ || first === 117 /* u */)) {
       const lower = name.toLowerCase()
       if (lower === 'connection' || lower === 'keep-alive' || lower === 'transfer-encoding' || lower === 'proxy-connection') continue
       if (lower === 'upgrade' && !upgrade) continue
@@ -199,15 +207,14 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
     return () => settle(() => {})
   }
 
-  /** Checks Host and token: the grant and the upstream path, or undefined once `to` is answered. */
-  const route = (req: IncomingMessage, to: Answer): { grant: Grant; path: string } | undefined => {
+  /** Checks Host and the token (which ends at `end`, see tokenEnd): the grant, or undefined once `to` is answered. */
+  const route = (req: IncomingMessage, to: Answer, end: number): Grant | undefined => {
     const host = hostOf(req.rawHeaders)
     if (host === null) return void fail(to, 400, 'BadRequest', 'more than one Host header')
     if (!hosts.allows(host)) return void fail(to, 403, 'InvalidHost', 'this Host is not allowed')
-    const [token, path] = splitToken(req.url!)
-    const grant = token === '' ? undefined : registry.grant(token)
+    const grant = end === 1 ? undefined : registry.grant(req.url!.slice(1, end))
     if (!grant || grant.backend.ending) return void fail(to, 410, 'Gone', 'unknown or expired connection token')
-    return { grant, path }
+    return grant
   }
 
   /** Holds a request until its backend is ready, then runs `go`; the hold ends early when the client leaves. */
@@ -334,11 +341,13 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
   }
 
   const serve = (req: IncomingMessage, res: ServerResponse): void => {
-    const routed = route(req, res)
-    if (routed === undefined) return
-    const { grant, path } = routed
-    const head = upstreamHead(req.rawHeaders, grant, req.url!, req.socket.remoteAddress ?? '', false)
+    const url = req.url!
+    const end = tokenEnd(url)
+    const grant = route(req, res, end)
+    if (grant === undefined) return
+    const head = upstreamHead(req.rawHeaders, grant, url, req.socket.remoteAddress ?? '', false)
     if (head === 431) return fail(res, 431, 'HeaderFieldsTooLarge', 'the request has more header fields than a backend reads')
+    const path = pathAfter(url, end)
     const backend = grant.backend
     if (backend.status === 'ready') forward(req, res, backend, path, head)
     else hold(backend, req.socket, res, () => forward(req, res, backend, path, head))
@@ -346,11 +355,13 @@ export function createProxy(registry: Registry, hosts: HostCheck, options: Proxy
 
   const onUpgrade = (req: IncomingMessage, client: Socket, early: Buffer): void => {
     client.on('error', () => client.destroy())
-    const routed = route(req, client)
-    if (routed === undefined) return
-    const { grant, path } = routed
-    const head = upstreamHead(req.rawHeaders, grant, req.url!, client.remoteAddress ?? '', true)
+    const url = req.url!
+    const end = tokenEnd(url)
+    const grant = route(req, client, end)
+    if (grant === undefined) return
+    const head = upstreamHead(req.rawHeaders, grant, url, client.remoteAddress ?? '', true)
     if (head === 431) return fail(client, 431, 'HeaderFieldsTooLarge', 'the request has more header fields than a backend reads')
+    const path = pathAfter(url, end)
     const backend = grant.backend
     // Until the tunnel is up, the client is read (so that its going away is noticed, even while held)
     // and what it sends is kept, bounded, for the backend.

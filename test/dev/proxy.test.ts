@@ -154,6 +154,9 @@ const server = createServer((req, res) => {
     } else if (req.url === '/stalled') {
       res.writeHead(200, { 'content-type': 'text/plain' })
       res.end(String(stalled))
+    } else if (req.url === '/hop-by-hop') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2, connection: 'keep-alive', 'keep-alive': 'timeout=1, max=3', 'proxy-connection': 'keep-alive', upgrade: 'h2c', 'x-end': 'kept' })
+      res.end('ok')
     } else if (req.url === '/no-content') {
       res.writeHead(204)
       res.end()
@@ -487,6 +490,18 @@ describe('proxy', () => {
       [200, '/one'],
       [200, '/two'],
     ])
+  })
+
+  it("drops the backend's hop-by-hop response fields (Connection, Keep-Alive, Proxy-Connection, Upgrade) and passes the rest", async () => {
+    const { server, url } = await framingServer()
+    const { pathname, host } = new URL(url)
+    const [answer] = splitAnswers(await rawExchange(server.proxyUrl, `GET ${pathname}hop-by-hop HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`))
+    expect(answer!.status).toBe(200)
+    expect(answer!.body).toBe('ok')
+    expect(answer!.headers).toMatchObject({ 'x-end': 'kept', 'content-type': 'text/plain', 'content-length': '2', connection: 'close' })
+    expect(answer!.headers).not.toHaveProperty('keep-alive')
+    expect(answer!.headers).not.toHaveProperty('proxy-connection')
+    expect(answer!.headers).not.toHaveProperty('upgrade')
   })
 
   it('answers its own errors with CORS headers, so that a page on another origin can read a 410', async () => {
