@@ -73,7 +73,7 @@ export class Jamsocket {
     guardBrowser(this.#options.dangerouslyAllowBrowser)
     this.#target = resolveTarget(init)
     // Handles follow status with the caller's fetch, else with the status layer's default: on Node
-    // the lean node:http transport, registered below.
+    // the lean node:http transport, registered when this module loads (above).
     this.#handleOptions = this.#options.fetch ? { fetch: this.#options.fetch } : {}
   }
 

@@ -2,7 +2,8 @@
  * A lean transport for status streams on Node. An open `fetch` (undici) stream holds about 25 KB of
  * heap; the same stream over `node:http` about 6 KB (measured here, 1,000 streams). A server that
  * follows many backends holds one stream each, so on Node every handle follows with this transport
- * (registered as the status layer's default when this module loads, so `new BackendHandle()` too).
+ * (registered as the status layer's default when the client module, src/client/jamsocket.ts, loads,
+ * so `new BackendHandle()` too).
  *
  * Only `GET` requests that accept `text/event-stream` take this path, and only while
  * `globalThis.fetch` is Node's own: a fetch installed in its place (a polyfill, a test's mock,

@@ -433,7 +433,6 @@ export class Registry {
     // What was set aside for the process until it runs: given back if anything throws before.
     let spare: Spare | undefined
     let cgroup: string | undefined
-    let started = false
     try {
       if (!this.#advance(backend, { status: 'loading', time: now() })) return
       // The base and what the developer passed, the request's env, then ours: never the server's own.
@@ -520,14 +519,12 @@ export class Registry {
         },
         spare,
       )
-      started = true
       backend.process = proc
       this.#processes.add(proc)
     } catch (error) {
-      if (!started) {
-        if (spare !== undefined) void spare.discard()
-        else if (cgroup !== undefined) removeCgroup(cgroup)
-      }
+      // Whatever threw, no process took what was set aside (nothing after the start can throw).
+      if (spare !== undefined) void spare.discard()
+      else if (cgroup !== undefined) removeCgroup(cgroup)
       this.message('error', `could not start: ${(error as Error).message}`, backend.id)
       this.#finish(backend, 'failed')
     }
