@@ -108,12 +108,20 @@ interface Load {
   errors: number
 }
 
-/** One load on `name`: an error through ours fails the benchmark; one through a reference proxy is counted and printed. */
-async function load(name: string, base: string, path: string, ms: number): Promise<Load> {
-  const result = JSON.parse(await run('./fixtures/http-load.mjs', [base + path, String(CONNECTIONS), String(ms)])) as Load
+/**
+ * Runs a load fixture against subject `name` and adds the CPU the subject used per answered request.
+ * A failed request through ours fails the benchmark; one through a reference proxy is counted and printed.
+ */
+async function measured<T extends { count: number; errors: number }>(name: string, fixture: string, args: string[]): Promise<T & { cpuUs: number }> {
+  const { group } = subjects[name]!
+  const before = groupCpuUs(group)
+  const result = JSON.parse(await run(fixture, args)) as T
   if (result.errors > 0 && name === 'ours') throw new Error(`ours: ${result.errors} errors`)
-  return result
+  return { ...result, cpuUs: (groupCpuUs(group) - before) / result.count }
 }
+
+/** A keep-alive load of CONNECTIONS requests in flight for `ms` on `name`'s `path`. */
+const load = (name: string, path: string, ms: number) => measured<Load>(name, './fixtures/http-load.mjs', [subjects[name]!.base + path, String(CONNECTIONS), String(ms)])
 
 /** `, N failed requests` when a reference proxy failed some (ours never gets here with any). */
 const errorNote = (loads: readonly { errors: number }[]) => {
@@ -221,13 +229,8 @@ try {
     ['', '/ (13 bytes: pure proxy overhead)'],
     ['doc', '/doc (the backend serialises 4 KB per request)'],
   ] as const) {
-    for (const name of names) await load(name, subjects[name]!.base, path, 600) // warm-up: JIT, keep-alive pools
-    const all = await rounds(async (name) => {
-      const { base, group } = subjects[name]!
-      const before = groupCpuUs(group)
-      const result = await load(name, base, path, MS)
-      return { ...result, cpuUs: (groupCpuUs(group) - before) / result.count }
-    })
+    for (const name of names) await load(name, path, 600) // warm-up: JIT, keep-alive pools
+    const all = await rounds((name) => load(name, path, MS))
     console.log(`HTTP ${label}, ${CONNECTIONS} in flight, ${ROUNDS} interleaved rounds of ${MS / 1000} s`)
     for (const name of names) {
       const r = all[name]!
@@ -248,13 +251,7 @@ try {
   // same times, so it does not depend on how many requests a subject batches per wake-up under a full
   // load (the main source of run-to-run spread above).
   {
-    const all = await rounds(async (name) => {
-      const { base, group } = subjects[name]!
-      const before = groupCpuUs(group)
-      const { count, errors } = JSON.parse(await run('./fixtures/http-rate.mjs', [base, String(RATE), String(RATE_MS)])) as { count: number; errors: number }
-      if (errors > 0 && name === 'ours') throw new Error(`ours: ${errors} errors`)
-      return { cpuUs: (groupCpuUs(group) - before) / count, errors }
-    })
+    const all = await rounds((name) => measured<{ count: number; errors: number }>(name, './fixtures/http-rate.mjs', [subjects[name]!.base, String(RATE), String(RATE_MS)]))
     console.log(`HTTP / at a fixed ${RATE} req/s (below saturation), ${ROUNDS} interleaved rounds of ${RATE_MS / 1000} s`)
     for (const name of names) console.log(`  ${name.padEnd(10)} CPU ${median(all[name]!.map((x) => x.cpuUs)).toFixed(1).padStart(6)} µs/request${errorNote(all[name]!)}`)
     const cpu = ratio(all, 'ours', 'http-proxy', (x) => x.cpuUs)

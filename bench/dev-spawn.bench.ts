@@ -12,7 +12,7 @@ import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { isBaseName } from '../src/dev/env.js'
 import { Jamsocket } from '../src/index.js'
-import { freePort, median } from './lib.js'
+import { alternate, freePort, median } from './lib.js'
 
 const ROUNDS = 21
 const POLL_MS = 1
@@ -75,13 +75,9 @@ try {
   const hand: number[] = []
   const library: number[] = []
   for (let round = 0; round < ROUNDS; round++) {
-    if (round % 2 === 0) {
-      hand.push(await byHand())
-      library.push(await viaLibrary())
-    } else {
-      library.push(await viaLibrary())
-      hand.push(await byHand())
-    }
+    const [byHandMs, libraryMs] = await alternate(round, byHand, viaLibrary)
+    hand.push(byHandMs)
+    library.push(libraryMs)
   }
   const ratio = median(library.map((l, i) => l / hand[i]!))
   console.log(`spawn-to-ready, median of ${ROUNDS} alternating rounds: by hand (spawn + HEAD / every ${POLL_MS} ms) ${median(hand).toFixed(1)} ms, through the library (connect() + waitUntilReady()) ${median(library).toFixed(1)} ms`)

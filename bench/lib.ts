@@ -13,3 +13,16 @@ export function freePort(): Promise<number> {
     })
   })
 }
+
+/**
+ * Runs `a` and `b` once each, `a` first in even rounds and `b` first in odd ones, so that drift over
+ * the run (JIT, GC, other load) hits both alike. Resolves with both results, `a`'s first.
+ */
+export async function alternate<A, B>(round: number, a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+  if (round % 2 === 0) {
+    const first = await a()
+    return [first, await b()]
+  }
+  const second = await b()
+  return [await a(), second]
+}

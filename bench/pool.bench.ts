@@ -12,7 +12,7 @@
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Jamsocket, type BackendHandle } from '../src/index.js'
-import { median } from './lib.js'
+import { alternate, median } from './lib.js'
 
 const CALLS = 10_000
 const KEYS = 100
@@ -74,13 +74,9 @@ for (let round = 0; round < ROUNDS; round++) {
     pool.close()
     return result
   }
-  if (round % 2 === 0) {
-    plains.push(await plainSide())
-    pooleds.push(await poolSide())
-  } else {
-    pooleds.push(await poolSide())
-    plains.push(await plainSide())
-  }
+  const [plain, pooled] = await alternate(round, plainSide, poolSide)
+  plains.push(plain)
+  pooleds.push(pooled)
 }
 
 const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`

@@ -12,7 +12,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { eventually as poll } from '../helpers/eventually.js'
 
 /** Where Debian installs Chromium (`.ci/run` installs it when missing); CHROMIUM_PATH overrides. */
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 /** Headless Chromium, or a clear error saying how to get one when it is not installed. */
 export function launchChromium(): Promise<Browser> {
@@ -148,7 +148,7 @@ export function relayed<T extends { status_url: string }>(response: T, counter: 
   return { ...response, status_url: response.status_url.replace(counter.apiUrl, counter.url) }
 }
 
-/** Holds every request until {@link release}: a backend given GATE_URL waits for it before listening. */
+/** Holds every request until {@link release}: a backend given GATE_URL waits for it before listening. `close()` releases first. */
 export async function startGate(): Promise<{ url: string; release(): void; close(): Promise<void> }> {
   const waiting: ServerResponse[] = []
   let released = false
@@ -157,12 +157,16 @@ export async function startGate(): Promise<{ url: string; release(): void; close
     else waiting.push(res)
   })
   const url = await listen(server)
+  const release = () => {
+    released = true
+    for (const res of waiting.splice(0)) res.end('go')
+  }
   return {
     url,
-    release() {
-      released = true
-      for (const res of waiting.splice(0)) res.end('go')
+    release,
+    close: () => {
+      release()
+      return close(server)
     },
-    close: () => close(server),
   }
 }

@@ -132,7 +132,6 @@ describe('SessionBackendProvider + SocketIOProvider in Chromium', () => {
       expect(log.clients).toBe(1)
       expect(await text(page, 'ready')).toBe('true')
     } finally {
-      gate.release()
       await gate.close()
     }
   })
@@ -143,9 +142,9 @@ describe('SessionBackendProvider + SocketIOProvider in Chromium', () => {
     await mount(page, response)
     await eventually(() => run(page, (h) => h.connected()), 'the socket to connect')
     await jamsocket.terminate(response.backend_id)
-    await eventually(async () => (await text(page, 'status')) === 'terminated', 'the page to show terminated')
+    await shows(page, 'status', 'terminated')
     expect(await text(page, 'ready')).toBe('false')
-    await eventually(async () => (await text(page, 'socket')) === 'none', 'the socket to be gone')
+    await shows(page, 'socket', 'none')
     expect(await run(page, (h) => h.record.readies)).toEqual([false, true, false])
     await eventually(() => counter.open(response.backend_id) === 0, 'the status stream to close')
   })
@@ -169,7 +168,6 @@ describe('SessionBackendProvider + SocketIOProvider in Chromium', () => {
       await shows(page, 'status', 'terminated')
       await shows(page, 'socket', 'none')
     } finally {
-      gate.release()
       await gate.close()
     }
   })
@@ -193,7 +191,6 @@ describe('SessionBackendProvider + SocketIOProvider in Chromium', () => {
       await shows(page, 'status', 'terminated')
       await shows(page, 'socket', 'none')
     } finally {
-      gate.release()
       await gate.close()
     }
   })
@@ -283,7 +280,6 @@ describe('SessionBackend (the @jamsocket/client surface) in Chromium', () => {
       await eventually(() => counter.open(response.backend_id) === 0, 'the stream to close at terminated')
       expect(page.problems).toEqual([])
     } finally {
-      gate.release()
       await gate.close()
     }
   })

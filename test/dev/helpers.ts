@@ -160,8 +160,10 @@ export function spareShells(parent: number): number[] {
     if (!/^\d+$/.test(entry)) continue
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'latin1')
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== parent) continue
-      if (readFileSync(`/proc/${entry}/cmdline`, 'latin1') === '/bin/sh\0-s\0' && alive(Number(entry))) pids.push(Number(entry))
+      // Fields after the command name: state ppid …; a zombie (Z) is not a live spare.
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 2)
+      if (Number(ppid) !== parent || state === 'Z') continue
+      if (readFileSync(`/proc/${entry}/cmdline`, 'latin1') === '/bin/sh\0-s\0') pids.push(Number(entry))
     } catch {
       // gone meanwhile
     }
@@ -169,8 +171,14 @@ export function spareShells(parent: number): number[] {
   return pids
 }
 
+/** The pid of the spare shell of `parent` when it has exactly one, else undefined (for {@link eventually}). */
+export function oneSpareShell(parent: number): number | undefined {
+  const pids = spareShells(parent)
+  return pids.length === 1 ? pids[0] : undefined
+}
+
 /** Where cgroup v2 is mounted (its mount point and the root it shows), or undefined without it. */
-export function cgroupMount(): { point: string; root: string } | undefined {
+function cgroupMount(): { point: string; root: string } | undefined {
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const fields = line.split(' ')
     if (fields[fields.indexOf('-') + 1] === 'cgroup2') return { point: fields[4]!.replace(/\\040/g, ' '), root: fields[3]! }
@@ -187,7 +195,7 @@ export function cgroupDirOf(pid: number): string | undefined {
 }
 
 /** The cgroup v2 path of a process (as /proc/{pid}/cgroup says it), or undefined when it is gone. */
-export function cgroupOf(pid: number): string | undefined {
+function cgroupOf(pid: number): string | undefined {
   try {
     return /^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1]
   } catch {

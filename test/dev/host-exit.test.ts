@@ -8,7 +8,7 @@ import { execFile, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
-import { alive, eventually, spareShells } from './helpers.js'
+import { alive, eventually, oneSpareShell } from './helpers.js'
 
 const run = promisify(execFile)
 const leftovers: number[] = []
@@ -27,7 +27,7 @@ async function startHost() {
   const pids = [Number(backend), Number(escaped)]
   leftovers.push(...pids)
   // With cgroups, a spare shell waits for the next backend (src/dev/spare.ts): it must not outlive the host either.
-  const spare = output.includes('no per-backend cgroup') ? [] : await eventually(() => (spareShells(child.pid!).length === 1 ? spareShells(child.pid!) : undefined), 'the spare shell')
+  const spare = output.includes('no per-backend cgroup') ? [] : [await eventually(() => oneSpareShell(child.pid!), 'the spare shell')]
   leftovers.push(...spare)
   return { child, exit, pids, spare, output: () => output }
 }

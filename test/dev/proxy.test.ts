@@ -6,7 +6,7 @@ import { request } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { startDevServer, type DevServer } from '../../src/dev/index.js'
+import { startDevServer, type DevServer, type DevServerOptions } from '../../src/dev/index.js'
 import { Jamsocket } from '../../src/index.js'
 import { connectRaw, eventually, rawRequest, startServer, statusOf, waitStatus } from './helpers.js'
 
@@ -35,20 +35,34 @@ function roundTrip(socket: WebSocket, text: string): Promise<string> {
 /**
  * Writes `text` on one raw connection to `base` (`http://host:port`), returns all it answers until the
  * proxy closes. `halfClose`: then shut down the sending side, as `nc -N` and some HTTP/1.0 tools do.
+ * `untilClose`: what came until the connection closed, however it closed (a reset included).
  */
-function rawExchange(base: string, text: string | string[], { halfClose = false } = {}): Promise<string> {
+function rawExchange(base: string, text: string | string[], { halfClose = false, untilClose = false } = {}): Promise<string> {
   const { hostname, port } = new URL(base)
   return new Promise((resolve, reject) => {
     const socket = connect({ host: hostname, port: Number(port) })
     let answer = ''
     socket.setEncoding('latin1')
     socket.on('data', (chunk: string) => (answer += chunk))
-    socket.on('end', () => resolve(answer))
-    socket.on('error', reject)
+    if (untilClose) {
+      socket.on('error', () => {})
+      socket.on('close', () => resolve(answer))
+    } else {
+      socket.on('end', () => resolve(answer))
+      socket.on('error', reject)
+    }
     // Several strings are written one by one (separate packets), one string at once (pipelined).
     for (const part of Array.isArray(text) ? text : [text]) socket.write(part, 'latin1')
     if (halfClose) socket.end()
   })
+}
+
+/** `n` GETs of `{url}{path}/{i}` in one string (pipelined), the last with `Connection: close`. */
+function pipelined(url: string, path: string, n: number): string {
+  const { host, pathname } = new URL(url)
+  let text = ''
+  for (let i = 0; i < n; i++) text += `GET ${pathname}${path}/${i} HTTP/1.1\r\nHost: ${host}\r\n${i === n - 1 ? 'Connection: close\r\n' : ''}\r\n`
+  return text
 }
 
 /** A GET (or `method`) through node:http: status, headers, body and trailers. */
@@ -202,8 +216,8 @@ afterEach(async () => {
   await Promise.all(own.splice(0).map((s) => s.close()))
 })
 
-async function framingServer(): Promise<{ server: DevServer; url: string }> {
-  const server = await startDevServer({ command: [process.execPath, '-e', FRAMINGS], port: 0, proxyPort: 0, graceMs: 2000 })
+async function framingServer(options: Omit<DevServerOptions, 'command'> = {}): Promise<{ server: DevServer; url: string }> {
+  const server = await startDevServer({ command: [process.execPath, '-e', FRAMINGS], port: 0, proxyPort: 0, graceMs: 2000, ...options })
   own.push(server)
   const cr = await connectRaw(server, { key: 'framings' })
   await waitStatus(server, cr.backend_id, 'ready')
@@ -363,15 +377,9 @@ describe('proxy', () => {
   })
 
   it('forwards one request per client connection at a time, so pipelining cannot open more backend connections than proxyMaxConnections', async () => {
-    const server = await startDevServer({ command: [process.execPath, '-e', FRAMINGS], port: 0, proxyPort: 0, graceMs: 2000, proxyMaxConnections: 2 })
-    own.push(server)
-    const cr = await connectRaw(server, { key: 'one-at-a-time' })
-    await waitStatus(server, cr.backend_id, 'ready')
-    const { host, pathname } = new URL(cr.url)
+    const { url } = await framingServer({ proxyMaxConnections: 2 })
     const n = 40
-    let text = ''
-    for (let i = 0; i < n; i++) text += `GET ${pathname}one-at-a-time/${i} HTTP/1.1\r\nHost: ${host}\r\n${i === n - 1 ? 'Connection: close\r\n' : ''}\r\n`
-    const answers = splitAnswers(await rawExchange(cr.url, text))
+    const answers = splitAnswers(await rawExchange(url, pipelined(url, 'one-at-a-time', n)))
     // In order, and each one found the backend answering no other request of this connection.
     expect(answers.map((a) => a.body)).toEqual(Array.from({ length: n }, (_, i) => `${i}:1`))
   })
@@ -383,11 +391,8 @@ describe('proxy', () => {
     try {
       const server = await startServer('listen')
       const cr = await connectRaw(server, { key: 'held-pipe', spawn: { executable: { env: { FIXTURE_DELAY_MS: '300' } } } })
-      const { host, pathname } = new URL(cr.url)
       const n = 30
-      let text = ''
-      for (let i = 0; i < n; i++) text += `GET ${pathname}held/${i} HTTP/1.1\r\nHost: ${host}\r\n${i === n - 1 ? 'Connection: close\r\n' : ''}\r\n`
-      const answers = splitAnswers(await rawExchange(cr.url, text))
+      const answers = splitAnswers(await rawExchange(cr.url, pipelined(cr.url, 'held', n)))
       expect(answers.map((a) => [a.status, (JSON.parse(a.body) as Echo).url])).toEqual(Array.from({ length: n }, (_, i) => [200, `/held/${i}`]))
       // A warning is emitted on the next tick: let it come before looking.
       await new Promise((resolve) => setImmediate(resolve))
@@ -400,28 +405,11 @@ describe('proxy', () => {
   it('answers 64 pipelined requests waiting their turn behind a held one, and closes a connection with more (they would all be held in memory), going on serving others', async () => {
     const server = await startServer('listen')
     const cr = await connectRaw(server, { key: 'deep-pipe', spawn: { executable: { env: { FIXTURE_DELAY_MS: '300' } } } })
-    const { host, pathname, hostname, port } = new URL(cr.url)
-    const pipeline = (n: number) => {
-      let text = ''
-      for (let i = 0; i < n; i++) text += `GET ${pathname}deep/${i} HTTP/1.1\r\nHost: ${host}\r\n${i === n - 1 ? 'Connection: close\r\n' : ''}\r\n`
-      return text
-    }
-    /** What comes back on one connection until it closes (a reset included). */
-    const exchange = (text: string) =>
-      new Promise<string>((resolve) => {
-        const socket = connect({ host: hostname, port: Number(port) })
-        let received = ''
-        socket.setEncoding('latin1')
-        socket.on('data', (chunk: string) => (received += chunk))
-        socket.on('error', () => {})
-        socket.on('close', () => resolve(received))
-        socket.write(text, 'latin1')
-      })
     // One held for the starting backend, 64 waiting their turn: all answered, in order.
-    const answers = splitAnswers(await exchange(pipeline(65)))
+    const answers = splitAnswers(await rawExchange(cr.url, pipelined(cr.url, 'deep', 65), { untilClose: true }))
     expect(answers.map((a) => (JSON.parse(a.body) as Echo).url)).toEqual(Array.from({ length: 65 }, (_, i) => `/deep/${i}`))
     // One more: the connection closes before any answer.
-    expect(await exchange(pipeline(66))).toBe('')
+    expect(await rawExchange(cr.url, pipelined(cr.url, 'deep', 66), { untilClose: true })).toBe('')
     const answer = await fetch(`${cr.url}after`)
     expect(answer.status).toBe(200)
     expect(((await answer.json()) as Echo).url).toBe('/after')

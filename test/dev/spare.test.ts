@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest'
 import { CgroupSet } from '../../src/dev/cgroup.js'
 import { BackendProcess, spareFits, type RunSpec } from '../../src/dev/runner.js'
 import { type Spare, SpareShells } from '../../src/dev/spare.js'
-import { alive, cgroupDirOf, connectRaw, escapedPid, eventually, fixture, noCgroups, spareShells, startServer, waitStatus } from './helpers.js'
+import { alive, cgroupDirOf, connectRaw, escapedPid, eventually, fixture, noCgroups, oneSpareShell, spareShells, startServer, waitStatus } from './helpers.js'
 
 /** Runs `spec` (through `spare` when given) to its exit; resolves with its stdout lines. */
 function run(spec: RunSpec, spare?: Spare): Promise<string[]> {
@@ -33,9 +33,8 @@ function run(spec: RunSpec, spare?: Spare): Promise<string[]> {
 /** The pid of the one spare shell of this process's server once it waits for a command (in its cgroup, fd 3 closed). */
 function waitingSpare(what: string): Promise<number> {
   return eventually(() => {
-    const pids = spareShells(process.pid)
-    const pid = pids[0]
-    return pids.length === 1 && cgroupDirOf(pid!)?.includes('/spare-') && !existsSync(`/proc/${pid}/fd/3`) ? pid : undefined
+    const pid = oneSpareShell(process.pid)
+    return pid !== undefined && cgroupDirOf(pid)?.includes('/spare-') && !existsSync(`/proc/${pid}/fd/3`) ? pid : undefined
   }, what)
 }
 
@@ -134,7 +133,7 @@ describe('spare shells', () => {
     const spares = new SpareShells(fake, dir)
     let shellPid: number | undefined
     try {
-      const [shell] = await eventually(() => (spareShells(process.pid).length === 1 ? spareShells(process.pid) : undefined), 'the spare shell')
+      const shell = await eventually(() => oneSpareShell(process.pid), 'the spare shell')
       shellPid = shell
       expect(spares.take()).toBeUndefined()
       // The shell writes its pid as it enters: read it, and the spare is ready.
